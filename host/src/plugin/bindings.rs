@@ -1,0 +1,15 @@
+//! Host-side bindings for the `leasehold:provider/plugin` world in `wit/`.
+//!
+//! Exports are async because every call runs on tokio with epoch-based yields; the
+//! one import (`logging.log`) is a plain synchronous host function.
+
+wasmtime::component::bindgen!({
+    path: "../wit",
+    world: "leasehold:provider/plugin",
+    exports: { default: async },
+});
+
+pub use exports::leasehold::provider::provider::{
+    Error as PluginFailure, LeaseInfo, PluginInfo,
+};
+pub use leasehold::provider::logging::Level;

@@ -1,0 +1,305 @@
+//! Calling a loaded plugin: one fresh, sandboxed instance per call.
+//!
+//! Every call builds a new store from the mount's grants, instantiates from the
+//! plugin's `InstancePre` (microseconds with the pooling allocator), runs the one
+//! export under a deadline, and drops everything. The deadline is enforced twice:
+//! epoch interruption stops a plugin that computes, and a tokio timeout stops one
+//! that waits inside a host call (a socket read), which epochs cannot interrupt.
+//! However the call ends, the result is a typed [`PluginError`], never a panic, and
+//! the engine and other calls are unaffected.
+
+use super::bindings::{self, LeaseInfo, PluginInfo, PluginPre};
+use super::runtime::{EPOCH_TICK, RuntimeInner};
+use super::sandbox::{CallLabels, Sandbox};
+use super::{Credential, CredentialField, Failure, Grants, Issued, PluginError};
+use secrecy::{ExposeSecret, SecretString};
+use zeroize::Zeroizing;
+use std::sync::Arc;
+use std::time::Instant;
+use wasmtime::{PoolConcurrencyLimitError, Store, Trap, UpdateDeadline};
+
+/// Where a call runs: the mount it is for and what that mount grants.
+#[derive(Debug, Clone)]
+pub struct CallScope {
+    /// The mount path, for logs.
+    pub mount: String,
+    /// The capabilities the plugin gets for the call.
+    pub grants: Grants,
+}
+
+impl CallScope {
+    /// A scope for `mount` with `grants`.
+    pub fn new(mount: impl Into<String>, grants: Grants) -> Self {
+        Self {
+            mount: mount.into(),
+            grants,
+        }
+    }
+}
+
+/// A component that implements the plugin world, compiled and ready to call.
+pub struct Plugin {
+    runtime: Arc<RuntimeInner>,
+    sha256: String,
+    info: PluginInfo,
+    pre: PluginPre<Sandbox>,
+}
+
+impl std::fmt::Debug for Plugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Plugin")
+            .field("name", &self.info.name)
+            .field("version", &self.info.version)
+            .field("sha256", &self.sha256)
+            .finish()
+    }
+}
+
+/// What the export of one call returns: a trap, or the plugin's own result.
+type ExportResult<R> = wasmtime::Result<Result<R, bindings::PluginFailure>>;
+
+impl Plugin {
+    pub(crate) fn new(
+        runtime: Arc<RuntimeInner>,
+        sha256: String,
+        info: PluginInfo,
+        pre: PluginPre<Sandbox>,
+    ) -> Self {
+        Self {
+            runtime,
+            sha256,
+            info,
+            pre,
+        }
+    }
+
+    /// The SHA-256 of the component's bytes, in hex: the plugin's identity.
+    pub fn sha256(&self) -> &str {
+        &self.sha256
+    }
+
+    /// What the plugin said about itself when it was loaded.
+    pub fn info(&self) -> &PluginInfo {
+        &self.info
+    }
+
+    /// Checks a config and, when given, a role. May reach the target.
+    pub async fn validate(
+        &self,
+        scope: &CallScope,
+        config: &SecretString,
+        role: Option<&str>,
+    ) -> Result<(), PluginError> {
+        let config = secret_copy(config);
+        let role = role.map(str::to_owned);
+        self.call(scope, async |plugin: &bindings::Plugin, store: &mut Store<Sandbox>| {
+            plugin
+                .leasehold_provider_provider()
+                .call_validate(store, &config, role.as_ref())
+                .await
+        })
+        .await
+    }
+
+    /// Creates a credential on the target for `lease`.
+    pub async fn create(
+        &self,
+        scope: &CallScope,
+        config: &SecretString,
+        role: &str,
+        lease: &LeaseInfo,
+    ) -> Result<Issued, PluginError> {
+        let config = secret_copy(config);
+        let role = role.to_owned();
+        let issued = self
+            .call(scope, async |plugin: &bindings::Plugin, store: &mut Store<Sandbox>| {
+                plugin
+                    .leasehold_provider_provider()
+                    .call_create(store, &config, &role, lease)
+                    .await
+            })
+            .await?;
+        let fields = issued
+            .credential
+            .into_iter()
+            .map(|field| CredentialField {
+                name: field.name,
+                value: SecretString::from(field.value),
+                secret: field.secret,
+            })
+            .collect();
+        Ok(Issued {
+            handle: SecretString::from(issued.handle),
+            credential: Credential::new(fields),
+        })
+    }
+
+    /// Extends the credential behind `handle` to `lease.expires_at`.
+    pub async fn renew(
+        &self,
+        scope: &CallScope,
+        config: &SecretString,
+        role: &str,
+        handle: &SecretString,
+        lease: &LeaseInfo,
+    ) -> Result<(), PluginError> {
+        let (config, handle) = (secret_copy(config), secret_copy(handle));
+        let role = role.to_owned();
+        self.call(scope, async |plugin: &bindings::Plugin, store: &mut Store<Sandbox>| {
+            plugin
+                .leasehold_provider_provider()
+                .call_renew(store, &config, &role, &handle, lease)
+                .await
+        })
+        .await
+    }
+
+    /// Removes the credential; with no handle, whatever `create` could have made
+    /// for `lease`.
+    pub async fn revoke(
+        &self,
+        scope: &CallScope,
+        config: &SecretString,
+        role: &str,
+        handle: Option<&SecretString>,
+        lease: &LeaseInfo,
+    ) -> Result<(), PluginError> {
+        let config = secret_copy(config);
+        let handle = handle.map(secret_copy);
+        let role = role.to_owned();
+        self.call(scope, async |plugin: &bindings::Plugin, store: &mut Store<Sandbox>| {
+            plugin
+                .leasehold_provider_provider()
+                .call_revoke(store, &config, &role, handle.as_ref().map(|h| h.as_str()), lease)
+                .await
+        })
+        .await
+    }
+
+    /// Rotates the root credential and returns the new config.
+    pub async fn rotate_root(
+        &self,
+        scope: &CallScope,
+        config: &SecretString,
+    ) -> Result<SecretString, PluginError> {
+        let config = secret_copy(config);
+        self.call(scope, async |plugin: &bindings::Plugin, store: &mut Store<Sandbox>| {
+            plugin
+                .leasehold_provider_provider()
+                .call_rotate_root(store, &config)
+                .await
+        })
+        .await
+        .map(SecretString::from)
+    }
+
+    async fn call<R>(
+        &self,
+        scope: &CallScope,
+        export: impl AsyncFnOnce(&bindings::Plugin, &mut Store<Sandbox>) -> ExportResult<R>,
+    ) -> Result<R, PluginError> {
+        let labels = CallLabels {
+            plugin: Arc::from(self.info.name.as_str()),
+            mount: Arc::from(scope.mount.as_str()),
+        };
+        run_in_sandbox(&self.runtime, &self.pre, &scope.grants, labels, export).await
+    }
+}
+
+/// The generated bindings take `&String`; a copy of a secret is wiped when dropped.
+fn secret_copy(secret: &SecretString) -> Zeroizing<String> {
+    Zeroizing::new(secret.expose_secret().to_owned())
+}
+
+/// Reads a freshly loaded plugin's `info`, with no grants.
+pub(crate) async fn call_info(
+    runtime: &RuntimeInner,
+    pre: &PluginPre<Sandbox>,
+    labels: CallLabels,
+) -> Result<PluginInfo, PluginError> {
+    run_in_sandbox(runtime, pre, &Grants::none(), labels, async |plugin: &bindings::Plugin, store: &mut Store<Sandbox>| {
+        let info = plugin.leasehold_provider_provider().call_info(store).await?;
+        Ok(Ok(info))
+    })
+    .await
+}
+
+/// Runs one export in a fresh instance and turns every way it can end into a
+/// result.
+async fn run_in_sandbox<R>(
+    runtime: &RuntimeInner,
+    pre: &PluginPre<Sandbox>,
+    grants: &Grants,
+    labels: CallLabels,
+    export: impl AsyncFnOnce(&bindings::Plugin, &mut Store<Sandbox>) -> ExportResult<R>,
+) -> Result<R, PluginError> {
+    let limits = &runtime.config;
+    let sandbox = Sandbox::build(grants, labels, limits.memory_limit_bytes).await?;
+    let mut store = Store::new(&runtime.engine, sandbox);
+    store.limiter(|sandbox| &mut sandbox.memory);
+
+    // Yield to tokio at every epoch tick so a busy plugin shares its thread, and
+    // stop it once the deadline has passed.
+    let deadline = Instant::now() + limits.call_timeout;
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_callback(move |_| {
+        if Instant::now() >= deadline {
+            Ok(UpdateDeadline::Interrupt)
+        } else {
+            Ok(UpdateDeadline::Yield(1))
+        }
+    });
+
+    let run = async {
+        let plugin = pre.instantiate_async(&mut store).await?;
+        export(&plugin, &mut store).await
+    };
+    // A plugin blocked in a host call (a socket read) never reaches an epoch check;
+    // the timer stops it there. It fires a little after the epoch deadline so a
+    // computing plugin is reported by the more precise mechanism.
+    let outcome = tokio::time::timeout(limits.call_timeout + 2 * EPOCH_TICK, run).await;
+    store.data_mut().output.flush_streams();
+
+    let sandbox = store.data();
+    let refused = sandbox.denials.refused();
+    match outcome {
+        Err(_elapsed) => Err(PluginError::Timeout(limits.call_timeout)),
+        Ok(Ok(Ok(value))) => Ok(value),
+        Ok(Ok(Err(failure))) if !refused.is_empty() => {
+            let failure = Failure::from(failure);
+            Err(PluginError::CapabilityDenied(format!(
+                "{} (the plugin then failed with: {failure})",
+                refused.join("; ")
+            )))
+        }
+        Ok(Ok(Err(failure))) => Err(PluginError::Failed(failure.into())),
+        Ok(Err(trap)) => Err(classify_trap(&trap, sandbox, limits.call_timeout, &refused)),
+    }
+}
+
+/// Names why the sandbox stopped a plugin.
+fn classify_trap(
+    err: &wasmtime::Error,
+    sandbox: &Sandbox,
+    timeout: std::time::Duration,
+    refused: &[String],
+) -> PluginError {
+    if sandbox.memory.exceeded {
+        return PluginError::MemoryLimit {
+            limit_bytes: sandbox.memory.limit(),
+        };
+    }
+    if err.downcast_ref::<PoolConcurrencyLimitError>().is_some() {
+        return PluginError::Busy(format!("{err}"));
+    }
+    match err.downcast_ref::<Trap>() {
+        Some(Trap::Interrupt) => PluginError::Timeout(timeout),
+        Some(trap) if !refused.is_empty() => {
+            PluginError::CapabilityDenied(format!("{} (then the plugin trapped: {trap})", refused.join("; ")))
+        }
+        Some(trap) => PluginError::Crashed(format!(
+            "{trap}; the plugin's stderr, if any, is in the broker log"
+        )),
+        None => PluginError::Crashed(format!("{err}")),
+    }
+}

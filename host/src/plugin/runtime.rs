@@ -1,0 +1,200 @@
+//! The wasmtime engine every plugin runs on, and loading components into it.
+//!
+//! One [`Runtime`] per broker process: a component-model engine with async
+//! support, epoch interruption (a background thread ticks every [`EPOCH_TICK`]) and
+//! the pooling allocator, sized for [`RuntimeConfig::max_instances`] plugin calls at
+//! once. Loading a component checks that it implements `leasehold:provider/plugin`
+//! before anything runs, and keeps an `InstancePre` so each call only instantiates.
+
+use super::bindings::{self, PluginPre};
+use super::cache::ArtifactCache;
+use super::sandbox::{CallLabels, Sandbox};
+use super::{LoadError, Plugin};
+use sha2::{Digest, Sha256};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+/// How often the engine's epoch advances; the granularity of call deadlines and of
+/// yields back to tokio from a busy plugin.
+pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// Core wasm instances a Rust `wasm32-wasip2` component uses (its module plus the
+/// component's shims); the pool is sized with this many per plugin instance.
+const CORE_INSTANCES_PER_COMPONENT: u32 = 4;
+
+/// Limits for every plugin call.
+#[derive(Debug, Clone)]
+pub struct RuntimeConfig {
+    /// Linear memory one plugin instance may use, in bytes.
+    pub memory_limit_bytes: usize,
+    /// Wall-clock time one call may take, including time spent waiting on the
+    /// network.
+    pub call_timeout: Duration,
+    /// How many plugin calls may run at once; further calls fail with
+    /// [`PluginError::Busy`].
+    pub max_instances: u32,
+    /// Where precompiled plugins are kept across restarts; `None` compiles on every
+    /// load.
+    pub cache_dir: Option<PathBuf>,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        Self {
+            memory_limit_bytes: 64 << 20,
+            call_timeout: Duration::from_secs(10),
+            max_instances: 128,
+            cache_dir: None,
+        }
+    }
+}
+
+/// Shared by the runtime and every plugin loaded into it.
+pub(crate) struct RuntimeInner {
+    pub(crate) engine: Engine,
+    pub(crate) linker: Linker<Sandbox>,
+    pub(crate) config: RuntimeConfig,
+    cache: Option<ArtifactCache>,
+    ticker: EpochTicker,
+}
+
+/// The plugin runtime. Cheap to clone.
+#[derive(Clone)]
+pub struct Runtime {
+    inner: Arc<RuntimeInner>,
+}
+
+impl Runtime {
+    /// Builds the engine and linker.
+    pub fn new(config: RuntimeConfig) -> Result<Self, LoadError> {
+        let runtime_error = |err: wasmtime::Error| LoadError::Runtime(format!("{err:#}"));
+        let mut pool = PoolingAllocationConfig::new();
+        let instances = config.max_instances.max(1);
+        pool.total_component_instances(instances)
+            .total_core_instances(instances * CORE_INSTANCES_PER_COMPONENT)
+            .total_memories(instances * 2)
+            .total_tables(instances * CORE_INSTANCES_PER_COMPONENT)
+            .max_memory_size(config.memory_limit_bytes);
+
+        let mut engine_config = Config::new();
+        engine_config
+            .wasm_component_model(true)
+            .epoch_interruption(true)
+            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        let engine = Engine::new(&engine_config).map_err(runtime_error)?;
+
+        let mut linker = Linker::<Sandbox>::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(runtime_error)?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(runtime_error)?;
+        bindings::Plugin::add_to_linker::<_, HasSelf<Sandbox>>(&mut linker, |sandbox| sandbox)
+            .map_err(runtime_error)?;
+        super::name_lookup::add_to_linker(&mut linker).map_err(runtime_error)?;
+
+        let cache = match &config.cache_dir {
+            Some(dir) => Some(ArtifactCache::open(dir).map_err(|err| {
+                LoadError::Runtime(format!("plugin cache directory {}: {err}", dir.display()))
+            })?),
+            None => None,
+        };
+        let ticker = EpochTicker::start(engine.clone());
+        Ok(Self {
+            inner: Arc::new(RuntimeInner {
+                engine,
+                linker,
+                config,
+                cache,
+                ticker,
+            }),
+        })
+    }
+
+    /// The limits in force.
+    pub fn config(&self) -> &RuntimeConfig {
+        &self.inner.config
+    }
+
+    /// How many compiled plugins the on-disk cache holds.
+    pub fn cached_artifacts(&self) -> usize {
+        self.inner.cache.as_ref().map_or(0, ArtifactCache::len)
+    }
+
+    /// Compiles (or loads from the cache) a component, checks that it implements
+    /// the plugin world, and reads its `info`.
+    pub async fn load(&self, bytes: &[u8]) -> Result<Plugin, LoadError> {
+        let sha256 = hex::encode(Sha256::digest(bytes));
+        let inner = self.inner.clone();
+        let owned = bytes.to_vec();
+        let key = sha256.clone();
+        // Compiling is CPU-bound for tens of milliseconds: keep it off the reactor.
+        let component = tokio::task::spawn_blocking(move || {
+            let compile = || Component::new(&inner.engine, &owned);
+            match &inner.cache {
+                Some(cache) => cache.load_or_compile(&inner.engine, &key, compile),
+                None => compile(),
+            }
+        })
+        .await
+        .map_err(|err| LoadError::Runtime(format!("compile task failed: {err}")))?
+        .map_err(|err| LoadError::InvalidComponent(format!("{err:#}")))?;
+
+        let instance_pre = self
+            .inner
+            .linker
+            .instantiate_pre(&component)
+            .map_err(|err| LoadError::WrongWorld(format!("{err:#}")))?;
+        let pre = PluginPre::new(instance_pre).map_err(|err| LoadError::WrongWorld(format!("{err:#}")))?;
+
+        let labels = CallLabels {
+            plugin: Arc::from(format!("sha256:{}", &sha256[..12])),
+            mount: Arc::from(""),
+        };
+        let info = super::call::call_info(&self.inner, &pre, labels)
+            .await
+            .map_err(|err| LoadError::InfoFailed(Box::new(err)))?;
+        Ok(Plugin::new(self.inner.clone(), sha256, info, pre))
+    }
+}
+
+impl Drop for RuntimeInner {
+    fn drop(&mut self) {
+        self.ticker.stop();
+    }
+}
+
+/// Advances the engine's epoch every [`EPOCH_TICK`] until stopped.
+struct EpochTicker {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl EpochTicker {
+    fn start(engine: Engine) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("leasehold-epoch".into())
+            .spawn(move || {
+                while !flag.load(Ordering::Relaxed) {
+                    std::thread::sleep(EPOCH_TICK);
+                    engine.increment_epoch();
+                }
+            })
+            .expect("spawning the epoch thread");
+        Self {
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn stop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}

@@ -1,0 +1,183 @@
+//! The state of one sandboxed call: everything a plugin instance can touch.
+//!
+//! Built fresh for every call from the mount's [`Grants`] and dropped with the
+//! call, so nothing survives from one lease to the next. Nothing is inherited from
+//! the host: no environment variables, no arguments, an empty stdin, captured
+//! stdout and stderr, at most one directory, and sockets and HTTP only through the
+//! checks in [`super::grants`] and [`super::egress`].
+
+use super::bindings::{self, Level};
+use super::denials::DenialLog;
+use super::egress::HttpEgress;
+use super::grants::{Grants, ResolvedGrants, SocketDecision};
+use super::output::PluginOutput;
+use super::PluginError;
+use std::sync::Arc;
+use wasmtime::component::ResourceTable;
+use wasmtime::ResourceLimiter;
+use wasmtime_wasi::sockets::SocketAddrUse;
+use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+
+/// The store data of one call.
+pub(crate) struct Sandbox {
+    wasi: WasiCtx,
+    http: WasiHttpCtx,
+    egress: HttpEgress,
+    table: ResourceTable,
+    pub(crate) memory: MemoryLimiter,
+    pub(crate) output: PluginOutput,
+    pub(crate) grants: Arc<ResolvedGrants>,
+    pub(crate) denials: DenialLog,
+}
+
+/// Who a call runs for, for logs and denials.
+#[derive(Debug, Clone)]
+pub(crate) struct CallLabels {
+    pub(crate) plugin: Arc<str>,
+    pub(crate) mount: Arc<str>,
+}
+
+impl Sandbox {
+    /// Builds the sandbox for one call.
+    pub(crate) async fn build(
+        grants: &Grants,
+        labels: CallLabels,
+        memory_limit: usize,
+    ) -> Result<Self, PluginError> {
+        let resolved = Arc::new(grants.resolve().await);
+        let denials = DenialLog::new(labels.plugin.clone(), labels.mount.clone());
+        let output = PluginOutput::new(labels.plugin, labels.mount);
+
+        let mut wasi = WasiCtxBuilder::new();
+        wasi.stdout(output.stdout.clone()).stderr(output.stderr.clone());
+        if let Some(dir) = grants.granted_directory() {
+            wasi.preopened_dir(dir, "/", FsPerms::ReadWrite)
+                .map_err(|err| PluginError::Sandbox(format!("opening the granted directory: {err}")))?;
+        }
+        // TCP is switched on so that every attempt reaches the address check below,
+        // which denies (and records) anything not granted. UDP has no grant form.
+        wasi.allow_tcp(true).allow_udp(false);
+        // Lookups are answered by `name_lookup` from the resolved grants, never by DNS.
+        wasi.allow_ip_name_lookup(false);
+        let (check_grants, check_denials) = (resolved.clone(), denials.clone());
+        wasi.socket_addr_check(move |addr, use_| {
+            let decision = match use_ {
+                SocketAddrUse::TcpConnect => check_grants.tcp_connect(addr),
+                SocketAddrUse::TcpBind => check_grants.tcp_bind(addr),
+                _ => SocketDecision::Deny,
+            };
+            if decision == SocketDecision::Deny {
+                let what = match use_ {
+                    SocketAddrUse::TcpConnect => format!("TCP connect to {addr}"),
+                    SocketAddrUse::TcpBind => format!("TCP bind to {addr}"),
+                    other => format!("{other:?} on {addr}"),
+                };
+                check_denials.record(what);
+            }
+            Box::pin(async move { decision == SocketDecision::Allow })
+        });
+
+        Ok(Self {
+            wasi: wasi.build(),
+            http: WasiHttpCtx::new(),
+            egress: HttpEgress {
+                grants: resolved.clone(),
+                denials: denials.clone(),
+            },
+            table: ResourceTable::new(),
+            memory: MemoryLimiter::new(memory_limit),
+            output,
+            grants: resolved,
+            denials,
+        })
+    }
+}
+
+impl Sandbox {
+    /// The resource table, for host functions defined outside wasmtime-wasi.
+    pub(crate) fn table(&mut self) -> &mut ResourceTable {
+        &mut self.table
+    }
+}
+
+impl WasiView for Sandbox {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for Sandbox {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.egress,
+        }
+    }
+}
+
+impl bindings::leasehold::provider::types::Host for Sandbox {}
+
+impl bindings::leasehold::provider::logging::Host for Sandbox {
+    fn log(&mut self, level: Level, message: String) {
+        self.output.log(level, &message);
+    }
+}
+
+/// Caps the total linear memory of one instance and remembers whether the plugin
+/// ran into the cap, so the call reports a memory limit rather than a crash.
+pub(crate) struct MemoryLimiter {
+    limit: usize,
+    in_use: usize,
+    pub(crate) exceeded: bool,
+}
+
+impl MemoryLimiter {
+    fn new(limit: usize) -> Self {
+        Self {
+            limit,
+            in_use: 0,
+            exceeded: false,
+        }
+    }
+}
+
+/// Most table elements one instance may have; Rust components use a few hundred.
+const MAX_TABLE_ELEMENTS: usize = 100_000;
+
+impl MemoryLimiter {
+    /// The limit in force, in bytes.
+    pub(crate) fn limit(&self) -> usize {
+        self.limit
+    }
+}
+
+impl ResourceLimiter for MemoryLimiter {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let after = self.in_use - current.min(self.in_use) + desired;
+        if after > self.limit {
+            self.exceeded = true;
+            return Ok(false);
+        }
+        self.in_use = after;
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= MAX_TABLE_ELEMENTS)
+    }
+}

@@ -1,0 +1,324 @@
+//! The plugin sandbox against hostile plugins, through the real runtime.
+//!
+//! Each attack must end as a typed error within the call's deadline, and a
+//! well-behaved call right after it must succeed: the engine survives every plugin.
+
+use leasehold_host::plugin::{
+    CallScope, Failure, Grants, LeaseInfo, LoadError, Plugin, PluginError, Runtime, RuntimeConfig,
+};
+use leasehold_plugin_artifacts as artifacts;
+use secrecy::SecretString;
+use serde_json::json;
+use std::time::{Duration, Instant};
+
+const TIMEOUT: Duration = Duration::from_secs(2);
+const MEMORY: usize = 32 << 20;
+
+fn runtime() -> Runtime {
+    Runtime::new(RuntimeConfig {
+        memory_limit_bytes: MEMORY,
+        call_timeout: TIMEOUT,
+        max_instances: 16,
+        cache_dir: None,
+    })
+    .unwrap()
+}
+
+async fn load(runtime: &Runtime, path: &str) -> Plugin {
+    runtime.load(&artifacts::read(path)).await.unwrap()
+}
+
+fn lease() -> LeaseInfo {
+    LeaseInfo {
+        lease_id: "hostile/creds/attack/1".into(),
+        mount: "hostile".into(),
+        role: "attack".into(),
+        requester: "tester".into(),
+        issued_at: 1_700_000_000,
+        ttl_seconds: 60,
+        expires_at: 1_700_000_060,
+    }
+}
+
+fn config(value: serde_json::Value) -> SecretString {
+    SecretString::from(value.to_string())
+}
+
+fn act(name: &str) -> String {
+    json!({ "act": name }).to_string()
+}
+
+/// Runs one attack, checks it ended within the deadline, and returns its error.
+async fn attack(plugin: &Plugin, scope: &CallScope, cfg: serde_json::Value, name: &str) -> PluginError {
+    let started = Instant::now();
+    let outcome = plugin.create(scope, &config(cfg), &act(name), &lease()).await;
+    let took = started.elapsed();
+    assert!(took < TIMEOUT + Duration::from_secs(1), "{name} took {took:?}");
+    match outcome {
+        Ok(issued) => panic!("the {name} attack succeeded: {issued:?}"),
+        Err(err) => err,
+    }
+}
+
+/// A well-behaved call on the same plugin and on another one both succeed.
+async fn still_works(runtime: &Runtime, hostile: &Plugin) {
+    let scope = CallScope::new("hostile", Grants::none());
+    let issued = hostile
+        .create(&scope, &config(json!({})), &act("behave"), &lease())
+        .await
+        .expect("a well-behaved call after the attack");
+    // The fixture asks for at most 32 bytes, so requester and role are shortened.
+    let username = issued.credential.get("username").unwrap();
+    assert!(username.starts_with("v-test-atta-") && username.len() == 32, "{username}");
+    let noop = load(runtime, artifacts::NOOP).await;
+    let issued = noop
+        .create(&scope, &config(json!({})), "{}", &lease())
+        .await
+        .expect("another plugin after the attack");
+    assert!(issued.credential.get("password").unwrap().len() >= 24);
+}
+
+#[tokio::test]
+async fn an_infinite_loop_is_stopped_at_the_deadline() {
+    let runtime = runtime();
+    let hostile = load(&runtime, artifacts::HOSTILE).await;
+    let scope = CallScope::new("hostile", Grants::none());
+    let err = attack(&hostile, &scope, json!({}), "spin").await;
+    assert!(matches!(err, PluginError::Timeout(t) if t == TIMEOUT), "{err}");
+    assert!(err.is_retryable());
+    still_works(&runtime, &hostile).await;
+}
+
+#[tokio::test]
+async fn a_spinning_plugin_does_not_starve_other_calls_on_its_thread() {
+    // A current-thread runtime: the spinning call and the good call share one
+    // thread, so the good one finishes only because the spinner yields each tick.
+    let runtime = runtime();
+    let hostile = load(&runtime, artifacts::HOSTILE).await;
+    let scope = CallScope::new("hostile", Grants::none());
+    let cfg = config(json!({}));
+    let lease = lease();
+    let spin_role = act("spin");
+    let behave_role = act("behave");
+    let spin = hostile.create(&scope, &cfg, &spin_role, &lease);
+    let good = async {
+        let issued = hostile.create(&scope, &cfg, &behave_role, &lease).await;
+        (issued, Instant::now())
+    };
+    let started = Instant::now();
+    let (spun, (good, good_done)) = tokio::join!(spin, good);
+    assert!(matches!(spun, Err(PluginError::Timeout(_))));
+    assert!(good.is_ok());
+    assert!(
+        good_done.duration_since(started) < TIMEOUT,
+        "the good call waited for the spinner"
+    );
+}
+
+#[tokio::test]
+async fn a_memory_bomb_hits_the_memory_limit() {
+    let runtime = runtime();
+    let hostile = load(&runtime, artifacts::HOSTILE).await;
+    let scope = CallScope::new("hostile", Grants::none());
+    let err = attack(&hostile, &scope, json!({}), "oom").await;
+    assert!(
+        matches!(err, PluginError::MemoryLimit { limit_bytes } if limit_bytes == MEMORY),
+        "{err}"
+    );
+    still_works(&runtime, &hostile).await;
+}
+
+#[tokio::test]
+async fn a_panic_is_a_crash_of_that_call_only() {
+    let runtime = runtime();
+    let hostile = load(&runtime, artifacts::HOSTILE).await;
+    let scope = CallScope::new("hostile", Grants::none());
+    let err = attack(&hostile, &scope, json!({}), "panic").await;
+    assert!(matches!(err, PluginError::Crashed(ref m) if m.contains("unreachable")), "{err}");
+    assert!(!err.is_retryable());
+    still_works(&runtime, &hostile).await;
+}
+
+#[tokio::test]
+async fn files_outside_the_granted_directory_stay_out_of_reach() {
+    let outer = tempfile::tempdir().unwrap();
+    let granted = outer.path().join("granted");
+    std::fs::create_dir(&granted).unwrap();
+    let canary = outer.path().join("canary.txt");
+    std::fs::write(&canary, "outside-secret-7f3a").unwrap();
+
+    let runtime = runtime();
+    let hostile = load(&runtime, artifacts::HOSTILE).await;
+    let scope = CallScope::new("hostile", Grants::none().directory(&granted).unwrap());
+    let paths = [
+        "../canary.txt".to_owned(),
+        "/../canary.txt".to_owned(),
+        canary.display().to_string(),
+        format!("../../../../..{}", canary.display()),
+        "/etc/passwd".to_owned(),
+    ];
+    let err = attack(&hostile, &scope, json!({ "paths": paths }), "escape").await;
+    assert!(
+        matches!(err, PluginError::Failed(Failure::Denied(ref m)) if m.contains("no path outside")),
+        "{err}"
+    );
+    // The same plugin can read a file that is inside its grant.
+    std::fs::write(granted.join("inside.txt"), "inside").unwrap();
+    let issued = hostile
+        .create(&scope, &config(json!({ "paths": ["inside.txt"] })), &act("escape"), &lease())
+        .await
+        .unwrap();
+    assert_eq!(issued.credential.get("stolen"), Some("inside"));
+    still_works(&runtime, &hostile).await;
+}
+
+#[tokio::test]
+async fn a_port_that_was_not_granted_is_refused_and_named() {
+    let granted = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let other = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let granted_addr = granted.local_addr().unwrap();
+    let other_addr = other.local_addr().unwrap();
+
+    let runtime = runtime();
+    let hostile = load(&runtime, artifacts::HOSTILE).await;
+    let grants = Grants::none().allow_tcp(&granted_addr.to_string()).unwrap();
+    let scope = CallScope::new("hostile", grants);
+
+    let err = attack(&hostile, &scope, json!({ "target": other_addr.to_string() }), "connect").await;
+    match &err {
+        PluginError::CapabilityDenied(what) => {
+            assert!(what.contains(&format!("TCP connect to {other_addr}")), "{what}")
+        }
+        other => panic!("expected a capability denial, got {other}"),
+    }
+    // The granted port connects.
+    let issued = hostile
+        .create(&scope, &config(json!({ "target": granted_addr.to_string() })), &act("connect"), &lease())
+        .await
+        .unwrap();
+    assert_eq!(issued.credential.get("target"), Some(granted_addr.to_string().as_str()));
+    // A name that was not granted does not even resolve.
+    let err = attack(&hostile, &scope, json!({ "target": format!("example.org:{}", granted_addr.port()) }), "connect").await;
+    assert!(
+        matches!(err, PluginError::CapabilityDenied(ref what) if what.contains("name lookup of `example.org`")),
+        "{err}"
+    );
+    still_works(&runtime, &hostile).await;
+}
+
+#[tokio::test]
+async fn a_plugin_waiting_on_a_silent_socket_is_stopped_at_the_deadline() {
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = silent.local_addr().unwrap();
+    let runtime = runtime();
+    let hostile = load(&runtime, artifacts::HOSTILE).await;
+    let scope = CallScope::new("hostile", Grants::none().allow_tcp(&addr.to_string()).unwrap());
+    let err = attack(&hostile, &scope, json!({ "target": addr.to_string() }), "hang").await;
+    assert!(matches!(err, PluginError::Timeout(_)), "{err}");
+    still_works(&runtime, &hostile).await;
+}
+
+#[tokio::test]
+async fn a_plugin_sees_no_environment_arguments_or_stdin() {
+    // SAFETY: set before any thread of this test reads the environment.
+    unsafe { std::env::set_var("LEASEHOLD_TEST_CANARY", "host-secret") };
+    let runtime = runtime();
+    let hostile = load(&runtime, artifacts::HOSTILE).await;
+    let scope = CallScope::new("hostile", Grants::none());
+    let issued = hostile
+        .create(&scope, &config(json!({})), &act("env"), &lease())
+        .await
+        .unwrap();
+    assert_eq!(issued.credential.get("variables"), Some(""));
+    assert_eq!(issued.credential.get("arguments"), Some(""));
+    assert_eq!(issued.credential.get("stdin"), Some(""));
+}
+
+#[tokio::test]
+async fn a_component_of_the_wrong_world_is_refused_at_load_naming_the_mismatch() {
+    let runtime = runtime();
+    let err = runtime
+        .load(&artifacts::read(artifacts::WRONG_WORLD))
+        .await
+        .unwrap_err();
+    let message = err.to_string();
+    assert!(matches!(err, LoadError::WrongWorld(_)), "{message}");
+    assert!(message.contains("leasehold:provider/plugin"), "{message}");
+    assert!(message.contains("rotate-root") || message.contains("create"), "{message}");
+}
+
+#[tokio::test]
+async fn bytes_that_are_not_a_component_are_refused() {
+    let runtime = runtime();
+    for (what, bytes) in [
+        ("garbage", b"definitely not wasm".to_vec()),
+        ("a core module", b"\0asm\x01\0\0\0".to_vec()),
+        ("a truncated component", artifacts::read(artifacts::NOOP)[..1000].to_vec()),
+    ] {
+        let err = runtime.load(&bytes).await.unwrap_err();
+        assert!(matches!(err, LoadError::InvalidComponent(_)), "{what}: {err}");
+    }
+}
+
+#[tokio::test]
+async fn a_loaded_plugin_describes_itself_and_is_identified_by_sha256() {
+    let runtime = runtime();
+    let bytes = artifacts::read(artifacts::HTPASSWD);
+    let plugin = runtime.load(&bytes).await.unwrap();
+    let info = plugin.info();
+    assert_eq!(info.name, "htpasswd");
+    assert_eq!(info.version, env!("CARGO_PKG_VERSION"));
+    assert!(!info.can_rotate_root);
+    let config_schema: serde_json::Value = serde_json::from_str(&info.config_schema).unwrap();
+    assert_eq!(config_schema["required"], json!(["file"]));
+    use sha2::Digest;
+    assert_eq!(plugin.sha256(), hex::encode(sha2::Sha256::digest(&bytes)));
+}
+
+#[tokio::test]
+async fn compiled_plugins_are_cached_on_disk_and_reused() {
+    let dir = tempfile::tempdir().unwrap();
+    let cached = || {
+        Runtime::new(RuntimeConfig {
+            cache_dir: Some(dir.path().join("cache")),
+            ..RuntimeConfig::default()
+        })
+        .unwrap()
+    };
+    let bytes = artifacts::read(artifacts::NOOP);
+    let first = cached();
+    first.load(&bytes).await.unwrap();
+    assert_eq!(first.cached_artifacts(), 1);
+
+    // A second runtime (a restart) loads the artifact instead of compiling.
+    let second = cached();
+    let plugin = second.load(&bytes).await.unwrap();
+    assert_eq!(second.cached_artifacts(), 1);
+    let scope = CallScope::new("noop", Grants::none());
+    plugin.create(&scope, &config(json!({})), "{}", &lease()).await.unwrap();
+
+    // A damaged artifact is compiled again and replaced, never trusted. (The
+    // artifact is memory-mapped while loaded, so nothing may still use it.)
+    drop((plugin, second, first));
+    for entry in std::fs::read_dir(dir.path().join("cache")).unwrap() {
+        std::fs::write(entry.unwrap().path(), b"damaged").unwrap();
+    }
+    let third = cached();
+    let plugin = third.load(&bytes).await.unwrap();
+    plugin.create(&scope, &config(json!({})), "{}", &lease()).await.unwrap();
+    assert_eq!(third.cached_artifacts(), 1);
+}
+
+#[tokio::test]
+async fn the_plugins_own_errors_arrive_typed() {
+    let runtime = runtime();
+    let noop = load(&runtime, artifacts::NOOP).await;
+    let scope = CallScope::new("noop", Grants::none());
+    // noop's config denies unknown fields.
+    let err = noop
+        .create(&scope, &config(json!({ "password": "hunter2-secret" , "x": 1})), "{}", &lease())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, PluginError::Failed(Failure::InvalidConfig(_))), "{err}");
+    assert!(!err.to_string().contains("hunter2-secret"), "{err}");
+}
