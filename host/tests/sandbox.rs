@@ -49,11 +49,21 @@ fn act(name: &str) -> String {
 }
 
 /// Runs one attack, checks it ended within the deadline, and returns its error.
-async fn attack(plugin: &Plugin, scope: &CallScope, cfg: serde_json::Value, name: &str) -> PluginError {
+async fn attack(
+    plugin: &Plugin,
+    scope: &CallScope,
+    cfg: serde_json::Value,
+    name: &str,
+) -> PluginError {
     let started = Instant::now();
-    let outcome = plugin.create(scope, &config(cfg), &act(name), &lease()).await;
+    let outcome = plugin
+        .create(scope, &config(cfg), &act(name), &lease())
+        .await;
     let took = started.elapsed();
-    assert!(took < TIMEOUT + Duration::from_secs(1), "{name} took {took:?}");
+    assert!(
+        took < TIMEOUT + Duration::from_secs(1),
+        "{name} took {took:?}"
+    );
     match outcome {
         Ok(issued) => panic!("the {name} attack succeeded: {issued:?}"),
         Err(err) => err,
@@ -69,7 +79,10 @@ async fn still_works(runtime: &Runtime, hostile: &Plugin) {
         .expect("a well-behaved call after the attack");
     // The fixture asks for at most 32 bytes, so requester and role are shortened.
     let username = issued.credential.get("username").unwrap();
-    assert!(username.starts_with("v-test-atta-") && username.len() == 32, "{username}");
+    assert!(
+        username.starts_with("v-test-atta-") && username.len() == 32,
+        "{username}"
+    );
     let noop = load(runtime, artifacts::NOOP).await;
     let issued = noop
         .create(&scope, &config(json!({})), "{}", &lease())
@@ -84,7 +97,10 @@ async fn an_infinite_loop_is_stopped_at_the_deadline() {
     let hostile = load(&runtime, artifacts::HOSTILE).await;
     let scope = CallScope::new("hostile", Grants::none());
     let err = attack(&hostile, &scope, json!({}), "spin").await;
-    assert!(matches!(err, PluginError::Timeout(t) if t == TIMEOUT), "{err}");
+    assert!(
+        matches!(err, PluginError::Timeout(t) if t == TIMEOUT),
+        "{err}"
+    );
     assert!(err.is_retryable());
     still_works(&runtime, &hostile).await;
 }
@@ -134,7 +150,10 @@ async fn a_panic_is_a_crash_of_that_call_only() {
     let hostile = load(&runtime, artifacts::HOSTILE).await;
     let scope = CallScope::new("hostile", Grants::none());
     let err = attack(&hostile, &scope, json!({}), "panic").await;
-    assert!(matches!(err, PluginError::Crashed(ref m) if m.contains("unreachable")), "{err}");
+    assert!(
+        matches!(err, PluginError::Crashed(ref m) if m.contains("unreachable")),
+        "{err}"
+    );
     assert!(!err.is_retryable());
     still_works(&runtime, &hostile).await;
 }
@@ -165,7 +184,12 @@ async fn files_outside_the_granted_directory_stay_out_of_reach() {
     // The same plugin can read a file that is inside its grant.
     std::fs::write(granted.join("inside.txt"), "inside").unwrap();
     let issued = hostile
-        .create(&scope, &config(json!({ "paths": ["inside.txt"] })), &act("escape"), &lease())
+        .create(
+            &scope,
+            &config(json!({ "paths": ["inside.txt"] })),
+            &act("escape"),
+            &lease(),
+        )
         .await
         .unwrap();
     assert_eq!(issued.credential.get("stolen"), Some("inside"));
@@ -184,21 +208,44 @@ async fn a_port_that_was_not_granted_is_refused_and_named() {
     let grants = Grants::none().allow_tcp(&granted_addr.to_string()).unwrap();
     let scope = CallScope::new("hostile", grants);
 
-    let err = attack(&hostile, &scope, json!({ "target": other_addr.to_string() }), "connect").await;
+    let err = attack(
+        &hostile,
+        &scope,
+        json!({ "target": other_addr.to_string() }),
+        "connect",
+    )
+    .await;
     match &err {
         PluginError::CapabilityDenied(what) => {
-            assert!(what.contains(&format!("TCP connect to {other_addr}")), "{what}")
+            assert!(
+                what.contains(&format!("TCP connect to {other_addr}")),
+                "{what}"
+            )
         }
         other => panic!("expected a capability denial, got {other}"),
     }
     // The granted port connects.
     let issued = hostile
-        .create(&scope, &config(json!({ "target": granted_addr.to_string() })), &act("connect"), &lease())
+        .create(
+            &scope,
+            &config(json!({ "target": granted_addr.to_string() })),
+            &act("connect"),
+            &lease(),
+        )
         .await
         .unwrap();
-    assert_eq!(issued.credential.get("target"), Some(granted_addr.to_string().as_str()));
+    assert_eq!(
+        issued.credential.get("target"),
+        Some(granted_addr.to_string().as_str())
+    );
     // A name that was not granted does not even resolve.
-    let err = attack(&hostile, &scope, json!({ "target": format!("example.org:{}", granted_addr.port()) }), "connect").await;
+    let err = attack(
+        &hostile,
+        &scope,
+        json!({ "target": format!("example.org:{}", granted_addr.port()) }),
+        "connect",
+    )
+    .await;
     assert!(
         matches!(err, PluginError::CapabilityDenied(ref what) if what.contains("name lookup of `example.org`")),
         "{err}"
@@ -212,8 +259,17 @@ async fn a_plugin_waiting_on_a_silent_socket_is_stopped_at_the_deadline() {
     let addr = silent.local_addr().unwrap();
     let runtime = runtime();
     let hostile = load(&runtime, artifacts::HOSTILE).await;
-    let scope = CallScope::new("hostile", Grants::none().allow_tcp(&addr.to_string()).unwrap());
-    let err = attack(&hostile, &scope, json!({ "target": addr.to_string() }), "hang").await;
+    let scope = CallScope::new(
+        "hostile",
+        Grants::none().allow_tcp(&addr.to_string()).unwrap(),
+    );
+    let err = attack(
+        &hostile,
+        &scope,
+        json!({ "target": addr.to_string() }),
+        "hang",
+    )
+    .await;
     assert!(matches!(err, PluginError::Timeout(_)), "{err}");
     still_works(&runtime, &hostile).await;
 }
@@ -244,7 +300,10 @@ async fn a_component_of_the_wrong_world_is_refused_at_load_naming_the_mismatch()
     let message = err.to_string();
     assert!(matches!(err, LoadError::WrongWorld(_)), "{message}");
     assert!(message.contains("leasehold:provider/plugin"), "{message}");
-    assert!(message.contains("rotate-root") || message.contains("create"), "{message}");
+    assert!(
+        message.contains("rotate-root") || message.contains("create"),
+        "{message}"
+    );
 }
 
 #[tokio::test]
@@ -253,10 +312,16 @@ async fn bytes_that_are_not_a_component_are_refused() {
     for (what, bytes) in [
         ("garbage", b"definitely not wasm".to_vec()),
         ("a core module", b"\0asm\x01\0\0\0".to_vec()),
-        ("a truncated component", artifacts::read(artifacts::NOOP)[..1000].to_vec()),
+        (
+            "a truncated component",
+            artifacts::read(artifacts::NOOP)[..1000].to_vec(),
+        ),
     ] {
         let err = runtime.load(&bytes).await.unwrap_err();
-        assert!(matches!(err, LoadError::InvalidComponent(_)), "{what}: {err}");
+        assert!(
+            matches!(err, LoadError::InvalidComponent(_)),
+            "{what}: {err}"
+        );
     }
 }
 
@@ -295,7 +360,10 @@ async fn compiled_plugins_are_cached_on_disk_and_reused() {
     let plugin = second.load(&bytes).await.unwrap();
     assert_eq!(second.cached_artifacts(), 1);
     let scope = CallScope::new("noop", Grants::none());
-    plugin.create(&scope, &config(json!({})), "{}", &lease()).await.unwrap();
+    plugin
+        .create(&scope, &config(json!({})), "{}", &lease())
+        .await
+        .unwrap();
 
     // A damaged artifact is compiled again and replaced, never trusted. (The
     // artifact is memory-mapped while loaded, so nothing may still use it.)
@@ -305,7 +373,10 @@ async fn compiled_plugins_are_cached_on_disk_and_reused() {
     }
     let third = cached();
     let plugin = third.load(&bytes).await.unwrap();
-    plugin.create(&scope, &config(json!({})), "{}", &lease()).await.unwrap();
+    plugin
+        .create(&scope, &config(json!({})), "{}", &lease())
+        .await
+        .unwrap();
     assert_eq!(third.cached_artifacts(), 1);
 }
 
@@ -316,9 +387,17 @@ async fn the_plugins_own_errors_arrive_typed() {
     let scope = CallScope::new("noop", Grants::none());
     // noop's config denies unknown fields.
     let err = noop
-        .create(&scope, &config(json!({ "password": "hunter2-secret" , "x": 1})), "{}", &lease())
+        .create(
+            &scope,
+            &config(json!({ "password": "hunter2-secret" , "x": 1})),
+            "{}",
+            &lease(),
+        )
         .await
         .unwrap_err();
-    assert!(matches!(err, PluginError::Failed(Failure::InvalidConfig(_))), "{err}");
+    assert!(
+        matches!(err, PluginError::Failed(Failure::InvalidConfig(_))),
+        "{err}"
+    );
     assert!(!err.to_string().contains("hunter2-secret"), "{err}");
 }

@@ -28,8 +28,18 @@ fn main() {
         .unwrap_or_else(|| workspace.join("target"))
         .join("plugins");
 
-    for watched in ["sdk", "wit", "plugins", "tests/fixtures", "Cargo.lock", "Cargo.toml"] {
-        println!("cargo:rerun-if-changed={}", workspace.join(watched).display());
+    for watched in [
+        "sdk",
+        "wit",
+        "plugins",
+        "tests/fixtures",
+        "Cargo.lock",
+        "Cargo.toml",
+    ] {
+        println!(
+            "cargo:rerun-if-changed={}",
+            workspace.join(watched).display()
+        );
     }
 
     let mut cargo = Command::new(env::var("CARGO").unwrap_or_else(|_| "cargo".into()));

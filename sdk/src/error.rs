@@ -81,11 +81,9 @@ impl From<std::io::Error> for Error {
         use std::io::ErrorKind::*;
         let message = err.to_string();
         match err.kind() {
-            ConnectionRefused | ConnectionReset | ConnectionAborted | NotConnected
-            | TimedOut | BrokenPipe | Interrupted | WouldBlock | HostUnreachable
-            | NetworkUnreachable | NetworkDown | AddrNotAvailable | UnexpectedEof => {
-                Self::Unavailable(message)
-            }
+            ConnectionRefused | ConnectionReset | ConnectionAborted | NotConnected | TimedOut
+            | BrokenPipe | Interrupted | WouldBlock | HostUnreachable | NetworkUnreachable
+            | NetworkDown | AddrNotAvailable | UnexpectedEof => Self::Unavailable(message),
             PermissionDenied => Self::Denied(message),
             _ => Self::Internal(message),
         }

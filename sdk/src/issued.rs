@@ -58,7 +58,11 @@ impl std::fmt::Debug for Issued {
             .fields
             .iter()
             .map(|field| {
-                let shown = if field.secret { "<redacted>" } else { field.value.as_str() };
+                let shown = if field.secret {
+                    "<redacted>"
+                } else {
+                    field.value.as_str()
+                };
                 (field.name.as_str(), shown)
             })
             .collect();

@@ -88,8 +88,16 @@ impl Lease {
                 sanitized(role, 8),
                 self.info.issued_at
             ),
-            format!("v-{}-{}-{hash}", sanitized(requester, 8), sanitized(role, 8)),
-            format!("v-{}-{}-{hash}", sanitized(requester, 4), sanitized(role, 4)),
+            format!(
+                "v-{}-{}-{hash}",
+                sanitized(requester, 8),
+                sanitized(role, 8)
+            ),
+            format!(
+                "v-{}-{}-{hash}",
+                sanitized(requester, 4),
+                sanitized(role, 4)
+            ),
             format!("v-{hash}"),
         ];
         candidates
@@ -131,12 +139,19 @@ mod tests {
     fn same_lease_same_name_other_lease_other_name() {
         let a = lease("web/creds/reader/abc", "root", "reader");
         assert_eq!(a.username(63), a.clone().username(63));
-        assert_ne!(a.username(63), lease("web/creds/reader/abd", "root", "reader").username(63));
+        assert_ne!(
+            a.username(63),
+            lease("web/creds/reader/abd", "root", "reader").username(63)
+        );
     }
 
     #[test]
     fn shortened_names_fit_and_keep_the_hash() {
-        let l = lease("m/creds/r/x", "a-very-long-display-name", "a-very-long-role");
+        let l = lease(
+            "m/creds/r/x",
+            "a-very-long-display-name",
+            "a-very-long-role",
+        );
         let hash = &hex::encode(Sha256::digest(b"m/creds/r/x"))[..20];
         for max in [22, 30, 32, 40, 63] {
             let name = l.username(max);

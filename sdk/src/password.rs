@@ -23,8 +23,11 @@ pub fn generate_password(len: usize) -> String {
     let len = len.max(MIN_PASSWORD_LENGTH);
     let classes = [LOWER, UPPER, DIGITS, SYMBOLS];
     let all: Vec<u8> = classes.concat();
+    let mut random = RandomBytes::default();
     loop {
-        let candidate: String = (0..len).map(|_| all[uniform(all.len())] as char).collect();
+        let candidate: String = (0..len)
+            .map(|_| all[random.below(all.len())] as char)
+            .collect();
         let has_every_class = classes
             .iter()
             .all(|class| candidate.bytes().any(|c| class.contains(&c)));
@@ -34,16 +37,34 @@ pub fn generate_password(len: usize) -> String {
     }
 }
 
-/// A uniformly random index below `bound` (rejection sampling, so no modulo bias).
-fn uniform(bound: usize) -> usize {
-    let bound = bound as u32;
-    let zone = u32::MAX - u32::MAX % bound;
-    loop {
-        let mut bytes = [0u8; 4];
-        getrandom::fill(&mut bytes).expect("the host's random source failed");
-        let value = u32::from_le_bytes(bytes);
-        if value < zone {
-            return (value % bound) as usize;
+/// Random bytes fetched from the host a block at a time: each fetch is a call out
+/// of the sandbox, so one per block rather than one per character.
+#[derive(Default)]
+struct RandomBytes {
+    block: [u8; 32],
+    used: usize,
+}
+
+impl RandomBytes {
+    fn byte(&mut self) -> u8 {
+        if self.used == 0 || self.used == self.block.len() {
+            getrandom::fill(&mut self.block).expect("the host's random source failed");
+            self.used = 0;
+        }
+        self.used += 1;
+        self.block[self.used - 1]
+    }
+
+    /// A uniformly random number below `bound` (at most 256), by rejection
+    /// sampling so there is no modulo bias.
+    fn below(&mut self, bound: usize) -> usize {
+        debug_assert!(bound > 0 && bound <= 256);
+        let zone = 256 - 256 % bound;
+        loop {
+            let value = usize::from(self.byte());
+            if value < zone {
+                return value % bound;
+            }
         }
     }
 }

@@ -78,7 +78,8 @@ fn parse<T: DeserializeOwned>(what: &str, json: &str) -> Result<T> {
         let path = err.path().to_string();
         let inner = err.into_inner();
         let message = inner.to_string();
-        let quotes_a_value = message.starts_with("invalid type") || message.starts_with("invalid value");
+        let quotes_a_value =
+            message.starts_with("invalid type") || message.starts_with("invalid value");
         let explained = if quotes_a_value {
             format!("{what} field `{path}` has the wrong type or value")
         } else {
@@ -167,8 +168,9 @@ pub mod adapter {
         let run = || {
             let config: P::Config = parse("config", &config)?;
             let rotated = P::rotate_root(&config)?;
-            serde_json::to_string(&rotated)
-                .map_err(|err| Error::internal(format!("the rotated config does not serialize: {err}")))
+            serde_json::to_string(&rotated).map_err(|err| {
+                Error::internal(format!("the rotated config does not serialize: {err}"))
+            })
         };
         run().map_err(Into::into)
     }

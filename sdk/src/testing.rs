@@ -78,16 +78,25 @@ impl TestPlugin {
     /// Calls `validate`.
     pub fn validate(&self, config: &Value, role: Option<&Value>) -> Result<(), PluginError> {
         let role = role.map(Value::to_string);
-        self.tokio
-            .block_on(self.plugin.validate(&self.scope, &secret(config), role.as_deref()))
+        self.tokio.block_on(
+            self.plugin
+                .validate(&self.scope, &secret(config), role.as_deref()),
+        )
     }
 
     /// Calls `create`.
-    pub fn create(&self, config: &Value, role: &Value, lease: &LeaseInfo) -> Result<Issued, PluginError> {
-        self.tokio.block_on(
-            self.plugin
-                .create(&self.scope, &secret(config), &role.to_string(), lease),
-        )
+    pub fn create(
+        &self,
+        config: &Value,
+        role: &Value,
+        lease: &LeaseInfo,
+    ) -> Result<Issued, PluginError> {
+        self.tokio.block_on(self.plugin.create(
+            &self.scope,
+            &secret(config),
+            &role.to_string(),
+            lease,
+        ))
     }
 
     /// Calls `renew`.
@@ -131,8 +140,10 @@ impl TestPlugin {
         let rotated = self
             .tokio
             .block_on(self.plugin.rotate_root(&self.scope, &secret(config)))?;
-        Ok(serde_json::from_str(secrecy::ExposeSecret::expose_secret(&rotated))
-            .expect("rotate-root returned JSON"))
+        Ok(
+            serde_json::from_str(secrecy::ExposeSecret::expose_secret(&rotated))
+                .expect("rotate-root returned JSON"),
+        )
     }
 }
 

@@ -9,7 +9,5 @@ wasmtime::component::bindgen!({
     exports: { default: async },
 });
 
-pub use exports::leasehold::provider::provider::{
-    Error as PluginFailure, LeaseInfo, PluginInfo,
-};
+pub use exports::leasehold::provider::provider::{Error as PluginFailure, LeaseInfo, PluginInfo};
 pub use leasehold::provider::logging::Level;

@@ -13,10 +13,10 @@ use super::runtime::{EPOCH_TICK, RuntimeInner};
 use super::sandbox::{CallLabels, Sandbox};
 use super::{Credential, CredentialField, Failure, Grants, Issued, PluginError};
 use secrecy::{ExposeSecret, SecretString};
-use zeroize::Zeroizing;
 use std::sync::Arc;
 use std::time::Instant;
 use wasmtime::{PoolConcurrencyLimitError, Store, Trap, UpdateDeadline};
+use zeroize::Zeroizing;
 
 /// Where a call runs: the mount it is for and what that mount grants.
 #[derive(Debug, Clone)]
@@ -92,12 +92,15 @@ impl Plugin {
     ) -> Result<(), PluginError> {
         let config = secret_copy(config);
         let role = role.map(str::to_owned);
-        self.call(scope, async |plugin: &bindings::Plugin, store: &mut Store<Sandbox>| {
-            plugin
-                .leasehold_provider_provider()
-                .call_validate(store, &config, role.as_ref())
-                .await
-        })
+        self.call(
+            scope,
+            async |plugin: &bindings::Plugin, store: &mut Store<Sandbox>| {
+                plugin
+                    .leasehold_provider_provider()
+                    .call_validate(store, &config, role.as_ref())
+                    .await
+            },
+        )
         .await
     }
 
@@ -112,12 +115,15 @@ impl Plugin {
         let config = secret_copy(config);
         let role = role.to_owned();
         let issued = self
-            .call(scope, async |plugin: &bindings::Plugin, store: &mut Store<Sandbox>| {
-                plugin
-                    .leasehold_provider_provider()
-                    .call_create(store, &config, &role, lease)
-                    .await
-            })
+            .call(
+                scope,
+                async |plugin: &bindings::Plugin, store: &mut Store<Sandbox>| {
+                    plugin
+                        .leasehold_provider_provider()
+                        .call_create(store, &config, &role, lease)
+                        .await
+                },
+            )
             .await?;
         let fields = issued
             .credential
@@ -145,12 +151,15 @@ impl Plugin {
     ) -> Result<(), PluginError> {
         let (config, handle) = (secret_copy(config), secret_copy(handle));
         let role = role.to_owned();
-        self.call(scope, async |plugin: &bindings::Plugin, store: &mut Store<Sandbox>| {
-            plugin
-                .leasehold_provider_provider()
-                .call_renew(store, &config, &role, &handle, lease)
-                .await
-        })
+        self.call(
+            scope,
+            async |plugin: &bindings::Plugin, store: &mut Store<Sandbox>| {
+                plugin
+                    .leasehold_provider_provider()
+                    .call_renew(store, &config, &role, &handle, lease)
+                    .await
+            },
+        )
         .await
     }
 
@@ -167,12 +176,21 @@ impl Plugin {
         let config = secret_copy(config);
         let handle = handle.map(secret_copy);
         let role = role.to_owned();
-        self.call(scope, async |plugin: &bindings::Plugin, store: &mut Store<Sandbox>| {
-            plugin
-                .leasehold_provider_provider()
-                .call_revoke(store, &config, &role, handle.as_ref().map(|h| h.as_str()), lease)
-                .await
-        })
+        self.call(
+            scope,
+            async |plugin: &bindings::Plugin, store: &mut Store<Sandbox>| {
+                plugin
+                    .leasehold_provider_provider()
+                    .call_revoke(
+                        store,
+                        &config,
+                        &role,
+                        handle.as_ref().map(|h| h.as_str()),
+                        lease,
+                    )
+                    .await
+            },
+        )
         .await
     }
 
@@ -183,12 +201,15 @@ impl Plugin {
         config: &SecretString,
     ) -> Result<SecretString, PluginError> {
         let config = secret_copy(config);
-        self.call(scope, async |plugin: &bindings::Plugin, store: &mut Store<Sandbox>| {
-            plugin
-                .leasehold_provider_provider()
-                .call_rotate_root(store, &config)
-                .await
-        })
+        self.call(
+            scope,
+            async |plugin: &bindings::Plugin, store: &mut Store<Sandbox>| {
+                plugin
+                    .leasehold_provider_provider()
+                    .call_rotate_root(store, &config)
+                    .await
+            },
+        )
         .await
         .map(SecretString::from)
     }
@@ -217,10 +238,19 @@ pub(crate) async fn call_info(
     pre: &PluginPre<Sandbox>,
     labels: CallLabels,
 ) -> Result<PluginInfo, PluginError> {
-    run_in_sandbox(runtime, pre, &Grants::none(), labels, async |plugin: &bindings::Plugin, store: &mut Store<Sandbox>| {
-        let info = plugin.leasehold_provider_provider().call_info(store).await?;
-        Ok(Ok(info))
-    })
+    run_in_sandbox(
+        runtime,
+        pre,
+        &Grants::none(),
+        labels,
+        async |plugin: &bindings::Plugin, store: &mut Store<Sandbox>| {
+            let info = plugin
+                .leasehold_provider_provider()
+                .call_info(store)
+                .await?;
+            Ok(Ok(info))
+        },
+    )
     .await
 }
 
@@ -294,9 +324,10 @@ fn classify_trap(
     }
     match err.downcast_ref::<Trap>() {
         Some(Trap::Interrupt) => PluginError::Timeout(timeout),
-        Some(trap) if !refused.is_empty() => {
-            PluginError::CapabilityDenied(format!("{} (then the plugin trapped: {trap})", refused.join("; ")))
-        }
+        Some(trap) if !refused.is_empty() => PluginError::CapabilityDenied(format!(
+            "{} (then the plugin trapped: {trap})",
+            refused.join("; ")
+        )),
         Some(trap) => PluginError::Crashed(format!(
             "{trap}; the plugin's stderr, if any, is in the broker log"
         )),

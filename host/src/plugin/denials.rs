@@ -42,6 +42,9 @@ impl DenialLog {
 
     /// Everything refused so far.
     pub(crate) fn refused(&self) -> Vec<String> {
-        self.denied.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.denied
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 }

@@ -47,20 +47,23 @@ impl GrantedHost {
     fn parse(host: &str) -> Option<Self> {
         let unbracketed = host.strip_prefix('[').and_then(|h| h.strip_suffix(']'));
         if let Some(v6) = unbracketed {
-            return v6.parse::<Ipv6Addr>().ok().map(|ip| Self::Ip(IpAddr::V6(ip)));
+            return v6
+                .parse::<Ipv6Addr>()
+                .ok()
+                .map(|ip| Self::Ip(IpAddr::V6(ip)));
         }
         if let Ok(ip) = host.parse::<Ipv4Addr>() {
             return Some(Self::Ip(IpAddr::V4(ip)));
         }
         let valid_name = !host.is_empty()
             && host.len() <= 253
-            && host
-                .split('.')
-                .all(|label| {
-                    !label.is_empty()
-                        && label.len() <= 63
-                        && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-                });
+            && host.split('.').all(|label| {
+                !label.is_empty()
+                    && label.len() <= 63
+                    && label
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            });
         valid_name.then(|| Self::Name(host.to_ascii_lowercase()))
     }
 }
@@ -276,7 +279,9 @@ impl ResolvedGrants {
     /// granted.
     pub(crate) fn lookup(&self, name: &str) -> Option<Vec<IpAddr>> {
         let name = name.trim_end_matches('.').to_ascii_lowercase();
-        self.names.get(&name).map(|ips| ips.iter().copied().collect())
+        self.names
+            .get(&name)
+            .map(|ips| ips.iter().copied().collect())
     }
 
     /// The addresses an HTTP request to `scheme://host:port` may connect to, or
@@ -297,7 +302,15 @@ mod tests {
         assert!(Grants::none().allow_tcp("127.0.0.1:5432").is_ok());
         assert!(Grants::none().allow_tcp("[::1]:6379").is_ok());
         assert!(Grants::none().allow_tcp("db.internal:5432").is_ok());
-        for bad in ["127.0.0.1", "host:", "host:0", "host:99999", ":80", "a b:1", "::1:80"] {
+        for bad in [
+            "127.0.0.1",
+            "host:",
+            "host:0",
+            "host:99999",
+            ":80",
+            "a b:1",
+            "::1:80",
+        ] {
             assert_eq!(
                 Grants::none().allow_tcp(bad),
                 Err(GrantError::BadHostPort(bad.into())),
@@ -308,11 +321,25 @@ mod tests {
 
     #[test]
     fn http_grants_parse_or_fail_clearly() {
-        for good in ["http://127.0.0.1:8080", "https://api.internal", "http://[::1]:80/"] {
+        for good in [
+            "http://127.0.0.1:8080",
+            "https://api.internal",
+            "http://[::1]:80/",
+        ] {
             assert!(Grants::none().allow_http(good).is_ok(), "{good}");
         }
-        for bad in ["ftp://x", "http://x/path", "http://user@x", "127.0.0.1:80", "http://"] {
-            assert_eq!(Grants::none().allow_http(bad), Err(GrantError::BadOrigin(bad.into())), "{bad}");
+        for bad in [
+            "ftp://x",
+            "http://x/path",
+            "http://user@x",
+            "127.0.0.1:80",
+            "http://",
+        ] {
+            assert_eq!(
+                Grants::none().allow_http(bad),
+                Err(GrantError::BadOrigin(bad.into())),
+                "{bad}"
+            );
         }
     }
 
@@ -328,12 +355,30 @@ mod tests {
     async fn literal_grants_allow_exactly_their_address() {
         let grants = Grants::none().allow_tcp("127.0.0.1:5432").unwrap();
         let resolved = grants.resolve().await;
-        assert_eq!(resolved.tcp_connect("127.0.0.1:5432".parse().unwrap()), SocketDecision::Allow);
-        assert_eq!(resolved.tcp_connect("127.0.0.1:5433".parse().unwrap()), SocketDecision::Deny);
-        assert_eq!(resolved.tcp_connect("127.0.0.2:5432".parse().unwrap()), SocketDecision::Deny);
-        assert_eq!(resolved.tcp_bind("0.0.0.0:0".parse().unwrap()), SocketDecision::Allow);
-        assert_eq!(resolved.tcp_bind("0.0.0.0:8080".parse().unwrap()), SocketDecision::Deny);
-        assert_eq!(resolved.tcp_bind("127.0.0.1:0".parse().unwrap()), SocketDecision::Deny);
+        assert_eq!(
+            resolved.tcp_connect("127.0.0.1:5432".parse().unwrap()),
+            SocketDecision::Allow
+        );
+        assert_eq!(
+            resolved.tcp_connect("127.0.0.1:5433".parse().unwrap()),
+            SocketDecision::Deny
+        );
+        assert_eq!(
+            resolved.tcp_connect("127.0.0.2:5432".parse().unwrap()),
+            SocketDecision::Deny
+        );
+        assert_eq!(
+            resolved.tcp_bind("0.0.0.0:0".parse().unwrap()),
+            SocketDecision::Allow
+        );
+        assert_eq!(
+            resolved.tcp_bind("0.0.0.0:8080".parse().unwrap()),
+            SocketDecision::Deny
+        );
+        assert_eq!(
+            resolved.tcp_bind("127.0.0.1:0".parse().unwrap()),
+            SocketDecision::Deny
+        );
     }
 
     #[tokio::test]
@@ -345,17 +390,32 @@ mod tests {
             .allow_http("http://localhost:8080")
             .unwrap();
         let resolved = grants.resolve().await;
-        assert_eq!(resolved.tcp_connect("127.0.0.1:5432".parse().unwrap()), SocketDecision::Deny);
+        assert_eq!(
+            resolved.tcp_connect("127.0.0.1:5432".parse().unwrap()),
+            SocketDecision::Deny
+        );
         assert_eq!(resolved.lookup("localhost"), Some(vec![]));
         assert_eq!(resolved.lookup("example.org"), None);
-        assert_eq!(resolved.http_origin(false, "localhost", 8080), Some(&[][..]));
+        assert_eq!(
+            resolved.http_origin(false, "localhost", 8080),
+            Some(&[][..])
+        );
         assert_eq!(resolved.http_origin(false, "localhost", 8081), None);
         assert_eq!(resolved.http_origin(true, "localhost", 8080), None);
     }
 
     #[test]
     fn special_addresses_are_never_granted_by_name() {
-        for ip in ["127.0.0.1", "169.254.169.254", "0.0.0.0", "::1", "fe80::1", "::ffff:127.0.0.1", "fd00:ec2::254", "224.0.0.1"] {
+        for ip in [
+            "127.0.0.1",
+            "169.254.169.254",
+            "0.0.0.0",
+            "::1",
+            "fe80::1",
+            "::ffff:127.0.0.1",
+            "fd00:ec2::254",
+            "224.0.0.1",
+        ] {
             assert!(is_never_granted_by_name(ip.parse().unwrap()), "{ip}");
         }
         for ip in ["10.0.0.5", "192.168.1.1", "93.184.216.34", "2001:db8::1"] {

@@ -12,8 +12,8 @@ use super::sandbox::{CallLabels, Sandbox};
 use super::{LoadError, Plugin};
 use sha2::{Digest, Sha256};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 use wasmtime::component::{Component, HasSelf, Linker};
@@ -90,7 +90,8 @@ impl Runtime {
 
         let mut linker = Linker::<Sandbox>::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(runtime_error)?;
-        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(runtime_error)?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
+            .map_err(runtime_error)?;
         bindings::Plugin::add_to_linker::<_, HasSelf<Sandbox>>(&mut linker, |sandbox| sandbox)
             .map_err(runtime_error)?;
         super::name_lookup::add_to_linker(&mut linker).map_err(runtime_error)?;
@@ -147,7 +148,8 @@ impl Runtime {
             .linker
             .instantiate_pre(&component)
             .map_err(|err| LoadError::WrongWorld(format!("{err:#}")))?;
-        let pre = PluginPre::new(instance_pre).map_err(|err| LoadError::WrongWorld(format!("{err:#}")))?;
+        let pre = PluginPre::new(instance_pre)
+            .map_err(|err| LoadError::WrongWorld(format!("{err:#}")))?;
 
         let labels = CallLabels {
             plugin: Arc::from(format!("sha256:{}", &sha256[..12])),

@@ -6,15 +6,15 @@
 //! stdout and stderr, at most one directory, and sockets and HTTP only through the
 //! checks in [`super::grants`] and [`super::egress`].
 
+use super::PluginError;
 use super::bindings::{self, Level};
 use super::denials::DenialLog;
 use super::egress::HttpEgress;
 use super::grants::{Grants, ResolvedGrants, SocketDecision};
 use super::output::PluginOutput;
-use super::PluginError;
 use std::sync::Arc;
-use wasmtime::component::ResourceTable;
 use wasmtime::ResourceLimiter;
+use wasmtime::component::ResourceTable;
 use wasmtime_wasi::sockets::SocketAddrUse;
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
@@ -50,10 +50,13 @@ impl Sandbox {
         let output = PluginOutput::new(labels.plugin, labels.mount);
 
         let mut wasi = WasiCtxBuilder::new();
-        wasi.stdout(output.stdout.clone()).stderr(output.stderr.clone());
+        wasi.stdout(output.stdout.clone())
+            .stderr(output.stderr.clone());
         if let Some(dir) = grants.granted_directory() {
             wasi.preopened_dir(dir, "/", FsPerms::ReadWrite)
-                .map_err(|err| PluginError::Sandbox(format!("opening the granted directory: {err}")))?;
+                .map_err(|err| {
+                    PluginError::Sandbox(format!("opening the granted directory: {err}"))
+                })?;
         }
         // TCP is switched on so that every attempt reaches the address check below,
         // which denies (and records) anything not granted. UDP has no grant form.

@@ -28,7 +28,11 @@ impl FileLock {
         let path = PathBuf::from(name);
         let started = SystemTime::now();
         loop {
-            match std::fs::OpenOptions::new().write(true).create_new(true).open(&path) {
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&path)
+            {
                 Ok(_) => return Ok(Self { path }),
                 Err(err) if err.kind() == ErrorKind::AlreadyExists => {
                     if is_stale(&path) {

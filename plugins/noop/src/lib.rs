@@ -20,7 +20,8 @@ struct Noop;
 
 impl Provider for Noop {
     const NAME: &'static str = "noop";
-    const DESCRIPTION: &'static str = "Issues random credentials on no target; for tests and benchmarks";
+    const DESCRIPTION: &'static str =
+        "Issues random credentials on no target; for tests and benchmarks";
     const CAN_RENEW: bool = true;
 
     type Config = Config;
