@@ -274,6 +274,90 @@ async fn a_plugin_waiting_on_a_silent_socket_is_stopped_at_the_deadline() {
     still_works(&runtime, &hostile).await;
 }
 
+/// A loopback HTTP server answering every request with 200 and the `Host` header
+/// it received; runs until the test process ends.
+fn http_server() -> std::net::SocketAddr {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut host = String::new();
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                if let Some(value) = line.to_ascii_lowercase().strip_prefix("host:") {
+                    host = value.trim().to_owned();
+                }
+                line.clear();
+            }
+            let body = format!("host={host}");
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn http_goes_only_to_granted_origins() {
+    let server = http_server();
+    let other = http_server();
+    let runtime = runtime();
+    let hostile = load(&runtime, artifacts::HOSTILE).await;
+    let grants = Grants::none()
+        .allow_http(&format!("http://{server}"))
+        .unwrap()
+        .allow_http(&format!("http://localhost:{}", server.port()))
+        .unwrap();
+    let scope = CallScope::new("hostile", grants);
+
+    // The granted origin answers, and sees the Host it was addressed by.
+    let issued = hostile
+        .create(
+            &scope,
+            &config(json!({ "target": format!("http://{server}/users") })),
+            &act("http"),
+            &lease(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(issued.credential.get("status"), Some("200"));
+    assert_eq!(
+        issued.credential.get("body"),
+        Some(format!("host={server}").as_str())
+    );
+
+    for (target, refused) in [
+        // Another port on the same host.
+        (
+            format!("http://{other}/"),
+            format!("HTTP origin http://{other}"),
+        ),
+        // The granted host and port over another scheme.
+        (
+            format!("https://{server}/"),
+            format!("HTTP origin https://{server}"),
+        ),
+        // A granted name that resolves to loopback grants nothing.
+        (
+            format!("http://localhost:{}/", server.port()),
+            "its name resolved to no address a name may grant".to_owned(),
+        ),
+    ] {
+        let err = attack(&hostile, &scope, json!({ "target": target }), "http").await;
+        assert!(
+            matches!(err, PluginError::CapabilityDenied(ref what) if what.contains(&refused)),
+            "{target}: {err}"
+        );
+    }
+    still_works(&runtime, &hostile).await;
+}
+
 #[tokio::test]
 async fn a_plugin_sees_no_environment_arguments_or_stdin() {
     // SAFETY: set before any thread of this test reads the environment.
@@ -400,4 +484,72 @@ async fn the_plugins_own_errors_arrive_typed() {
         "{err}"
     );
     assert!(!err.to_string().contains("hunter2-secret"), "{err}");
+}
+
+/// Collects what a `tracing` fmt subscriber writes.
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn plugin_output_reaches_the_host_log_with_plugin_and_mount() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .with_max_level(tracing::Level::INFO)
+        .finish();
+    // The test runtime is single-threaded, so the plugin's calls log on this thread.
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let runtime = runtime();
+    let hostile = load(&runtime, artifacts::HOSTILE).await;
+    let scope = CallScope::new("attack-mount", Grants::none());
+    attack(&hostile, &scope, json!({}), "panic").await;
+
+    let htpasswd = load(&runtime, artifacts::HTPASSWD).await;
+    let dir = tempfile::tempdir().unwrap();
+    let scope = CallScope::new("web-mount", Grants::none().directory(dir.path()).unwrap());
+    let issued = htpasswd
+        .create(
+            &scope,
+            &config(json!({ "file": "users", "bcrypt_cost": 4 })),
+            "{}",
+            &lease(),
+        )
+        .await
+        .unwrap();
+
+    let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let panic_line = log
+        .lines()
+        .find(|l| l.contains("the hostile plugin panics on purpose"))
+        .unwrap_or_else(|| panic!("the panic message was not forwarded:\n{log}"));
+    assert!(panic_line.contains("plugin=\"hostile\""), "{panic_line}");
+    assert!(
+        panic_line.contains("mount=\"attack-mount\""),
+        "{panic_line}"
+    );
+    assert!(panic_line.contains("stream=\"stderr\""), "{panic_line}");
+    let user = issued.credential.get("username").unwrap();
+    let info_line = log
+        .lines()
+        .find(|l| l.contains(&format!("added user {user}")))
+        .unwrap_or_else(|| panic!("the plugin's log line was not forwarded:\n{log}"));
+    assert!(
+        info_line.contains("INFO") && info_line.contains("mount=\"web-mount\""),
+        "{info_line}"
+    );
+    // The password never reaches the log.
+    assert!(!log.contains(issued.credential.get("password").unwrap()));
 }

@@ -73,6 +73,7 @@ extern crate self as leasehold_sdk;
 
 pub mod bindings;
 mod error;
+pub mod http;
 mod issued;
 mod lease;
 pub mod log;
