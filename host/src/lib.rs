@@ -3,6 +3,20 @@
 //!
 //! This crate is the broker. Its modules follow the flow of a request; so far:
 //! - [`plugin`]: the wasmtime runtime that loads provider plugins and calls them in
-//!   a sandbox with per-mount capability grants.
+//!   a sandbox with per-mount capability grants;
+//! - [`barrier`]: encryption at rest, the keyring, seal and unseal;
+//! - [`storage`]: the ordered key-value backend under the barrier (sled);
+//! - [`auth`]: tokens, stored by hash;
+//! - [`lifecycle`]: init, unseal, seal;
+//! - [`api`]: the Vault-compatible HTTP API, the only module that knows HTTP;
+//! - [`server`] and [`config`]: the `leasehold server` process.
 
+pub mod api;
+pub mod auth;
+pub mod barrier;
+pub mod config;
+mod ids;
+pub mod lifecycle;
 pub mod plugin;
+pub mod server;
+pub mod storage;

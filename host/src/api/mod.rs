@@ -1,0 +1,94 @@
+//! The HTTP API: Vault's wire format for the subset leasehold serves.
+//!
+//! The only module that knows HTTP. Conventions for every endpoint: JSON bodies
+//! ([`body`]), Vault's envelope and `{"errors": [...]}` ([`response`]), `POST` the
+//! same as `PUT`, 404 and 405 with a JSON body, and 503 for everything but the
+//! lifecycle endpoints while sealed.
+
+mod auth_token;
+pub mod body;
+mod caller;
+pub mod response;
+mod sys_lifecycle;
+
+use crate::auth::TokenStore;
+use crate::barrier::Barrier;
+use crate::lifecycle::Lifecycle;
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::Method;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use response::ApiError;
+use std::sync::Arc;
+
+/// What handlers share.
+#[derive(Clone)]
+pub struct AppState {
+    /// Init, unseal, seal.
+    pub lifecycle: Arc<Lifecycle>,
+    /// Encryption at rest.
+    pub barrier: Arc<Barrier>,
+    /// Tokens.
+    pub tokens: TokenStore,
+}
+
+/// Paths that work while sealed.
+const OPEN_WHILE_SEALED: &[&str] = &[
+    "/v1/sys/health",
+    "/v1/sys/seal-status",
+    "/v1/sys/init",
+    "/v1/sys/unseal",
+];
+
+/// The whole API.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/v1/sys/health", get(sys_lifecycle::health))
+        .route(
+            "/v1/sys/init",
+            get(sys_lifecycle::init_status)
+                .put(sys_lifecycle::init)
+                .post(sys_lifecycle::init),
+        )
+        .route("/v1/sys/seal-status", get(sys_lifecycle::seal_status))
+        .route(
+            "/v1/sys/unseal",
+            axum::routing::put(sys_lifecycle::unseal).post(sys_lifecycle::unseal),
+        )
+        .route(
+            "/v1/sys/seal",
+            axum::routing::put(sys_lifecycle::seal).post(sys_lifecycle::seal),
+        )
+        .route(
+            "/v1/sys/rotate",
+            axum::routing::put(sys_lifecycle::rotate).post(sys_lifecycle::rotate),
+        )
+        .route("/v1/sys/key-status", get(sys_lifecycle::key_status))
+        .route("/v1/auth/token/lookup-self", get(auth_token::lookup_self))
+        .fallback(no_route)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(state.clone(), sealed_gate))
+        .layer(DefaultBodyLimit::max(body::MAX_BODY_BYTES))
+        .with_state(state)
+}
+
+async fn no_route(request: Request) -> ApiError {
+    ApiError::no_route(request.uri().path())
+}
+
+async fn method_not_allowed(method: Method) -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::METHOD_NOT_ALLOWED,
+        format!("unsupported operation: {method} on this path"),
+    )
+}
+
+/// While sealed, only the lifecycle endpoints answer.
+async fn sealed_gate(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    if state.barrier.is_sealed() && !OPEN_WHILE_SEALED.contains(&request.uri().path()) {
+        return ApiError::sealed().into_response();
+    }
+    next.run(request).await
+}

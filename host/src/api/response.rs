@@ -1,0 +1,115 @@
+//! Vault's response shapes: the envelope for logical responses, `{"errors": [...]}`
+//! for failures, 204 for writes with nothing to say.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use serde_json::{Value, json};
+
+/// A failed request: a status and messages for the operator.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    messages: Vec<String>,
+}
+
+impl ApiError {
+    /// Any status with one message.
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            messages: vec![message.into()],
+        }
+    }
+
+    /// 400: the request is wrong.
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, message)
+    }
+
+    /// 403, with Vault's wording.
+    pub fn permission_denied() -> Self {
+        Self::new(StatusCode::FORBIDDEN, "permission denied")
+    }
+
+    /// 404 for a path no handler serves.
+    pub fn no_route(path: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            format!(
+                "no handler for route \"{}\"",
+                path.trim_start_matches("/v1/")
+            ),
+        )
+    }
+
+    /// 503 while sealed.
+    pub fn sealed() -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, "leasehold is sealed")
+    }
+
+    /// 500, logged; the client learns only that it failed.
+    pub fn internal(err: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %err, "request failed");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("internal error: {err}"),
+        )
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, Json(json!({ "errors": self.messages }))).into_response()
+    }
+}
+
+/// The logical response envelope, with every key present.
+#[derive(Debug, Serialize)]
+pub struct Envelope {
+    request_id: String,
+    lease_id: String,
+    renewable: bool,
+    lease_duration: u64,
+    data: Option<Value>,
+    wrap_info: Option<Value>,
+    warnings: Option<Vec<String>>,
+    auth: Option<Value>,
+    /// `sys/` responses repeat `data`'s keys at the top level, as Vault does for
+    /// older clients.
+    #[serde(flatten)]
+    top_level: serde_json::Map<String, Value>,
+}
+
+impl Envelope {
+    /// An envelope around `data`.
+    pub fn data(data: Value) -> Self {
+        Self {
+            request_id: crate::ids::uuid(),
+            lease_id: String::new(),
+            renewable: false,
+            lease_duration: 0,
+            data: Some(data),
+            wrap_info: None,
+            warnings: None,
+            auth: None,
+            top_level: serde_json::Map::new(),
+        }
+    }
+
+    /// An envelope for a `sys/` path: `data` is also copied to the top level.
+    pub fn sys(data: Value) -> Self {
+        let mut envelope = Self::data(data.clone());
+        if let Value::Object(map) = data {
+            envelope.top_level = map;
+        }
+        envelope
+    }
+}
+
+impl IntoResponse for Envelope {
+    fn into_response(self) -> Response {
+        (StatusCode::OK, Json(self)).into_response()
+    }
+}

@@ -1,0 +1,138 @@
+//! `leasehold server`: opens storage, unseals when it can, serves the API, and
+//! shuts down gracefully on SIGINT or SIGTERM (in-flight requests finish; every
+//! acknowledged write is already flushed).
+
+use crate::api::{self, AppState};
+use crate::auth::TokenStore;
+use crate::barrier::{Barrier, UnsealKey};
+use crate::config::ServerConfig;
+use crate::lifecycle::Lifecycle;
+use crate::storage::SledStorage;
+use std::sync::Arc;
+
+/// How the server was asked to start.
+pub enum Mode {
+    /// A config file.
+    Configured(ServerConfig),
+    /// `--dev`: sled in a temporary directory, initialized and unsealed with one
+    /// share, root token printed. Nothing survives the process.
+    Dev {
+        /// Address to listen on.
+        listen: std::net::SocketAddr,
+    },
+}
+
+/// Runs the server until a shutdown signal.
+pub async fn run(mode: Mode) -> Result<(), String> {
+    let (config, _dev_dir) = match mode {
+        Mode::Configured(config) => (config, None),
+        Mode::Dev { listen } => {
+            let dir = tempfile::Builder::new()
+                .prefix("leasehold-dev-")
+                .tempdir()
+                .map_err(|err| format!("creating the dev data directory: {err}"))?;
+            let config = ServerConfig {
+                listen,
+                data_dir: dir.path().to_owned(),
+                unseal_key_file: None,
+                plugins: Default::default(),
+            };
+            (config, Some(dir))
+        }
+    };
+    let dev = _dev_dir.is_some();
+
+    let storage = Arc::new(SledStorage::open(&config.data_dir).map_err(|err| err.to_string())?);
+    let barrier = Arc::new(Barrier::new(storage));
+    let tokens = TokenStore::new(barrier.clone());
+    let lifecycle = Arc::new(Lifecycle::new(barrier.clone(), tokens.clone()));
+
+    let banner = if dev {
+        let initialized = lifecycle.init(1, 1).await.map_err(|err| err.to_string())?;
+        let share = initialized.shares[0].to_base64();
+        lifecycle
+            .unseal(Some(initialized.shares[0].clone()), false)
+            .await
+            .map_err(|err| err.to_string())?;
+        Some((share, initialized.root_token))
+    } else {
+        if let Some(path) = &config.unseal_key_file {
+            unseal_from_file(&lifecycle, path).await?;
+        }
+        None
+    };
+
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|err| format!("listening on {}: {err}", config.listen))?;
+    let address = listener.local_addr().map_err(|err| err.to_string())?;
+    if let Some((share, root_token)) = &banner {
+        // The dev banner is for the person at the terminal: stdout, not the log.
+        println!(
+            "leasehold is running in dev mode: storage in a temporary directory, already unsealed."
+        );
+        println!();
+        println!("    export LEASEHOLD_ADDR=http://{address}");
+        println!("    export LEASEHOLD_TOKEN={}", root_token.expose());
+        println!();
+        println!("Unseal key (one share): {}", share.as_str());
+        println!("Root token: {}", root_token.expose());
+        println!("Vault clients work too: VAULT_ADDR=http://{address} VAULT_TOKEN=<root token>");
+    }
+    println!("listening on http://{address}");
+
+    let app = api::router(AppState {
+        lifecycle,
+        barrier,
+        tokens,
+    });
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .map_err(|err| format!("serving: {err}"))?;
+    tracing::info!("shut down");
+    Ok(())
+}
+
+async fn unseal_from_file(lifecycle: &Lifecycle, path: &std::path::Path) -> Result<(), String> {
+    let text = zeroize::Zeroizing::new(
+        std::fs::read_to_string(path)
+            .map_err(|err| format!("reading unseal key file {}: {err}", path.display()))?,
+    );
+    let bytes = zeroize::Zeroizing::new(
+        hex::decode(text.trim())
+            .map_err(|_| format!("unseal key file {} does not hold a hex key", path.display()))?,
+    );
+    let key = UnsealKey::from_bytes(&bytes).ok_or_else(|| {
+        format!(
+            "unseal key file {} does not hold a 32-byte key",
+            path.display()
+        )
+    })?;
+    lifecycle
+        .unseal_with_key(&key)
+        .await
+        .map_err(|err| format!("unsealing with {}: {err}", path.display()))?;
+    tracing::info!("unsealed with the unseal key file");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = interrupt => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutdown signal received; finishing in-flight requests");
+}

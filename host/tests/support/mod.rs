@@ -1,0 +1,106 @@
+//! Runs the real `leasehold` binary as a process for end-to-end tests.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// A running server, killed on drop. Its stdout and stderr are kept for checks.
+pub struct Server {
+    child: Child,
+    pub base: String,
+    pub output: Arc<Mutex<String>>,
+}
+
+impl Server {
+    /// `leasehold server` with `args`, waiting until it listens.
+    pub fn start(args: &[&str]) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_leasehold"))
+            .args(args)
+            .env("LEASEHOLD_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("starting leasehold");
+        let output = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let stdout = child.stdout.take().unwrap();
+        let stderr = child.stderr.take().unwrap();
+        for (stream, tx) in [
+            (Box::new(stdout) as Box<dyn std::io::Read + Send>, Some(tx)),
+            (Box::new(stderr), None),
+        ] {
+            let output = output.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    if let (Some(tx), Some(address)) = (&tx, line.strip_prefix("listening on ")) {
+                        let _ = tx.send(address.to_owned());
+                    }
+                    let mut output = output.lock().unwrap();
+                    output.push_str(&line);
+                    output.push('\n');
+                }
+            });
+        }
+        let base = rx
+            .recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|_| panic!("leasehold did not start:\n{}", output.lock().unwrap()));
+        Self {
+            child,
+            base,
+            output,
+        }
+    }
+
+    /// A server on `data_dir` with a config file, on a free port.
+    pub fn with_data_dir(data_dir: &Path) -> Self {
+        let config = data_dir.with_extension("toml");
+        std::fs::write(
+            &config,
+            format!(
+                "listen = \"127.0.0.1:0\"\ndata_dir = {:?}\n",
+                data_dir.display().to_string()
+            ),
+        )
+        .unwrap();
+        Self::start(&["server", "--config", config.to_str().unwrap()])
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}/v1/{path}", self.base)
+    }
+
+    /// Stops the process with SIGTERM and waits for it to exit.
+    pub fn stop(mut self) -> String {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.child.try_wait().unwrap().is_none() {
+            assert!(
+                Instant::now() < deadline,
+                "leasehold did not stop on SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.output.lock().unwrap().clone()
+    }
+
+    pub fn output(&self) -> String {
+        self.output.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A temporary data directory path (not created: the server creates it).
+pub fn data_dir(root: &tempfile::TempDir) -> PathBuf {
+    root.path().join("data")
+}
