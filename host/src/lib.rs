@@ -7,6 +7,7 @@
 //! - [`barrier`]: encryption at rest, the keyring, seal and unseal;
 //! - [`storage`]: the ordered key-value backend under the barrier (sled);
 //! - [`auth`]: tokens, stored by hash;
+//! - [`policy`]: Vault's path ACL policies;
 //! - [`lifecycle`]: init, unseal, seal;
 //! - [`api`]: the Vault-compatible HTTP API, the only module that knows HTTP;
 //! - [`server`] and [`config`]: the `leasehold server` process.
@@ -18,5 +19,6 @@ pub mod config;
 mod ids;
 pub mod lifecycle;
 pub mod plugin;
+pub mod policy;
 pub mod server;
 pub mod storage;

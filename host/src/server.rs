@@ -7,6 +7,7 @@ use crate::auth::TokenStore;
 use crate::barrier::{Barrier, UnsealKey};
 use crate::config::ServerConfig;
 use crate::lifecycle::Lifecycle;
+use crate::policy::PolicyStore;
 use crate::storage::SledStorage;
 use std::sync::Arc;
 
@@ -81,11 +82,16 @@ pub async fn run(mode: Mode) -> Result<(), String> {
     }
     println!("listening on http://{address}");
 
-    let app = api::router(AppState {
+    let policies = PolicyStore::new(barrier.clone());
+    let router = api::router(AppState {
         lifecycle,
         barrier,
         tokens,
+        policies,
     });
+    // `LIST` becomes `GET ?list=true` before routing, so this wraps the router.
+    let app = tower::Layer::layer(&axum::middleware::from_fn(api::list_as_get), router);
+    let app = axum::ServiceExt::<axum::extract::Request>::into_make_service(app);
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await

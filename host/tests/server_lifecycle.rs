@@ -370,9 +370,13 @@ fn bad_requests_get_clear_errors_and_change_nothing() {
     );
     assert_eq!(status, StatusCode::OK, "{body}");
 
-    // Unsealed, an unknown path is 404 with a message.
+    // Unsealed: without a token every path is 403; with one, an unknown path is
+    // 404 with a message.
+    let root_token = body["root_token"].as_str().unwrap().to_owned();
     unseal_with(&server, &[&body["keys"][0]]);
-    let (status, body) = raw(reqwest::Method::GET, "sys/no-such-thing", "");
+    let (status, _) = raw(reqwest::Method::GET, "sys/no-such-thing", "");
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, body) = get(&server, "sys/no-such-thing", Some(&root_token));
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(message(&body), "no handler for route \"sys/no-such-thing\"");
 }

@@ -6,14 +6,19 @@
 //! lifecycle endpoints while sealed.
 
 mod auth_token;
+mod authorize;
 pub mod body;
-mod caller;
+mod duration;
 pub mod response;
 mod sys_lifecycle;
+mod sys_policy;
+
+pub use authorize::list_as_get;
 
 use crate::auth::TokenStore;
 use crate::barrier::Barrier;
 use crate::lifecycle::Lifecycle;
+use crate::policy::PolicyStore;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::Method;
@@ -32,6 +37,8 @@ pub struct AppState {
     pub barrier: Arc<Barrier>,
     /// Tokens.
     pub tokens: TokenStore,
+    /// ACL policies.
+    pub policies: PolicyStore,
 }
 
 /// Paths that work while sealed.
@@ -41,6 +48,15 @@ const OPEN_WHILE_SEALED: &[&str] = &[
     "/v1/sys/init",
     "/v1/sys/unseal",
 ];
+
+/// `PUT` and `POST` to one handler: Vault treats them the same.
+fn write<H, T>(handler: H) -> axum::routing::MethodRouter<AppState>
+where
+    H: axum::handler::Handler<T, AppState> + Clone,
+    T: 'static,
+{
+    axum::routing::put(handler.clone()).post(handler)
+}
 
 /// The whole API.
 pub fn router(state: AppState) -> Router {
@@ -67,8 +83,46 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/v1/sys/key-status", get(sys_lifecycle::key_status))
         .route("/v1/auth/token/lookup-self", get(auth_token::lookup_self))
+        .route("/v1/auth/token/create", write(auth_token::create))
+        .route(
+            "/v1/auth/token/create-orphan",
+            write(auth_token::create_orphan),
+        )
+        .route("/v1/auth/token/lookup", write(auth_token::lookup))
+        .route(
+            "/v1/auth/token/lookup-accessor",
+            write(auth_token::lookup_accessor),
+        )
+        .route("/v1/auth/token/renew", write(auth_token::renew))
+        .route("/v1/auth/token/renew-self", write(auth_token::renew_self))
+        .route("/v1/auth/token/revoke", write(auth_token::revoke))
+        .route("/v1/auth/token/revoke-self", write(auth_token::revoke_self))
+        .route(
+            "/v1/auth/token/revoke-accessor",
+            write(auth_token::revoke_accessor),
+        )
+        .route("/v1/sys/policies/acl", get(sys_policy::list))
+        .route(
+            "/v1/sys/policies/acl/{name}",
+            get(sys_policy::read)
+                .put(sys_policy::write)
+                .post(sys_policy::write)
+                .delete(sys_policy::delete),
+        )
+        .route("/v1/sys/policy", get(sys_policy::legacy_list))
+        .route(
+            "/v1/sys/policy/{name}",
+            get(sys_policy::legacy_read)
+                .put(sys_policy::write)
+                .post(sys_policy::write)
+                .delete(sys_policy::delete),
+        )
         .fallback(no_route)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            authorize::authorize,
+        ))
         .layer(middleware::from_fn_with_state(state.clone(), sealed_gate))
         .layer(DefaultBodyLimit::max(body::MAX_BODY_BYTES))
         .with_state(state)

@@ -44,6 +44,14 @@ impl ApiError {
         )
     }
 
+    /// 404 for a read that found nothing: Vault's empty error list.
+    pub fn not_found() -> Self {
+        Self {
+            status: StatusCode::NOT_FOUND,
+            messages: Vec::new(),
+        }
+    }
+
     /// 503 while sealed.
     pub fn sealed() -> Self {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, "leasehold is sealed")
@@ -96,6 +104,22 @@ impl Envelope {
             auth: None,
             top_level: serde_json::Map::new(),
         }
+    }
+
+    /// An envelope with an `auth` block and no data (token creation, renewal).
+    pub fn auth(auth: Value) -> Self {
+        let mut envelope = Self::data(Value::Null);
+        envelope.data = None;
+        envelope.auth = Some(auth);
+        envelope
+    }
+
+    /// Adds a warning.
+    pub fn warn(mut self, warning: impl Into<String>) -> Self {
+        self.warnings
+            .get_or_insert_with(Vec::new)
+            .push(warning.into());
+        self
     }
 
     /// An envelope for a `sys/` path: `data` is also copied to the top level.

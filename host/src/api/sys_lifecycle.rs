@@ -2,8 +2,8 @@
 //! `sys/rotate`, `sys/key-status`: Vault's shapes and status codes.
 
 use super::AppState;
+use super::authorize::Caller;
 use super::body::JsonBody;
-use super::caller::Caller;
 use super::response::{ApiError, Envelope};
 use crate::barrier::UnsealShare;
 use crate::lifecycle::{LifecycleError, SealStatus};
@@ -254,17 +254,18 @@ pub async fn unseal(
     Ok(Json(seal_status_body(&status)))
 }
 
-/// `PUT sys/seal`: root only.
+/// `PUT sys/seal`: needs `sudo`.
 pub async fn seal(State(state): State<AppState>, caller: Caller) -> Result<StatusCode, ApiError> {
-    caller.require_root()?;
     state.lifecycle.seal().await;
     tracing::warn!(accessor = %caller.entry.accessor, "sealed by request");
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// `PUT sys/rotate`: root only. A new data key for new writes.
-pub async fn rotate(State(state): State<AppState>, caller: Caller) -> Result<StatusCode, ApiError> {
-    caller.require_root()?;
+/// `PUT sys/rotate`: needs `sudo`. A new data key for new writes.
+pub async fn rotate(
+    State(state): State<AppState>,
+    _caller: Caller,
+) -> Result<StatusCode, ApiError> {
     let status = state.barrier.rotate().await?;
     tracing::info!(term = status.term, "data key rotated");
     Ok(StatusCode::NO_CONTENT)

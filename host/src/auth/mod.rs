@@ -6,4 +6,4 @@
 
 mod token;
 
-pub use token::{Token, TokenEntry, TokenError, TokenStore};
+pub use token::{MAX_TTL, NewToken, Token, TokenEntry, TokenError, TokenStore};

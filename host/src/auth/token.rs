@@ -11,6 +11,12 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 const BY_HASH: &str = "auth/token/id/";
 const BY_ACCESSOR: &str = "auth/token/accessor/";
+/// `auth/token/parent/<parent accessor>/<child accessor>`: who revokes with whom.
+const CHILDREN: &str = "auth/token/parent/";
+
+/// The longest any token lives, and the TTL of one created without a TTL:
+/// Vault's system default of 32 days.
+pub const MAX_TTL: u64 = 768 * 3600;
 
 /// A token as its holder presents it. Redacted in `Debug`, wiped on drop.
 #[derive(Clone)]
@@ -73,6 +79,13 @@ pub struct TokenEntry {
     pub renewable: bool,
     /// Where it was created (`auth/token/root`, `auth/token/create`).
     pub path: String,
+    /// The parent's accessor; `None` for orphans.
+    #[serde(default)]
+    pub parent: Option<String>,
+    /// The longest the token may live from its creation (seconds); 0 means the
+    /// system maximum.
+    #[serde(default)]
+    pub explicit_max_ttl: u64,
 }
 
 impl TokenEntry {
@@ -99,6 +112,30 @@ pub enum TokenError {
     /// A stored entry does not parse.
     #[error("token entry is corrupt")]
     Corrupt,
+    /// Renewing a token created non-renewable.
+    #[error("this token is not renewable")]
+    NotRenewable,
+}
+
+/// What a new child token should be.
+#[derive(Debug, Clone)]
+pub struct NewToken {
+    /// Its policies (already checked against the parent's).
+    pub policies: Vec<String>,
+    /// Free-form metadata.
+    pub meta: BTreeMap<String, String>,
+    /// Shown in usernames issued to it.
+    pub display_name: String,
+    /// Seconds to live; capped at `explicit_max_ttl` and [`MAX_TTL`].
+    pub ttl: u64,
+    /// Hard cap on its life in seconds, 0 for the system maximum.
+    pub explicit_max_ttl: u64,
+    /// Whether it may be renewed.
+    pub renewable: bool,
+    /// The parent's accessor; `None` makes an orphan.
+    pub parent: Option<String>,
+    /// The path it was created at.
+    pub path: String,
 }
 
 /// Tokens in the barrier.
@@ -126,6 +163,8 @@ impl TokenStore {
             orphan: true,
             renewable: false,
             path: "auth/token/root".into(),
+            parent: None,
+            explicit_max_ttl: 0,
         };
         let token = Token::generate("hvs.");
         self.store(&token, &entry).await?;
@@ -135,16 +174,151 @@ impl TokenStore {
     async fn store(&self, token: &Token, entry: &TokenEntry) -> Result<(), TokenError> {
         let hash = token.hash();
         let json = serde_json::to_vec(entry).expect("a token entry serializes");
-        self.barrier
-            .batch(vec![
-                BarrierOp::Put(format!("{BY_HASH}{hash}"), json),
-                BarrierOp::Put(
-                    format!("{BY_ACCESSOR}{}", entry.accessor),
-                    hash.into_bytes(),
-                ),
-            ])
-            .await?;
+        let mut ops = vec![
+            BarrierOp::Put(format!("{BY_HASH}{hash}"), json),
+            BarrierOp::Put(
+                format!("{BY_ACCESSOR}{}", entry.accessor),
+                hash.into_bytes(),
+            ),
+        ];
+        if let Some(parent) = &entry.parent {
+            ops.push(BarrierOp::Put(
+                format!("{CHILDREN}{parent}/{}", entry.accessor),
+                Vec::new(),
+            ));
+        }
+        self.barrier.batch(ops).await?;
         Ok(())
+    }
+
+    /// The hard expiry of a token: creation plus its explicit maximum, or the
+    /// system maximum.
+    fn max_expiry(entry: &TokenEntry) -> u64 {
+        let cap = match entry.explicit_max_ttl {
+            0 => MAX_TTL,
+            explicit => explicit.min(MAX_TTL),
+        };
+        entry.creation_time + cap
+    }
+
+    /// Creates a token.
+    pub async fn create(&self, new: NewToken) -> Result<(Token, TokenEntry), TokenError> {
+        let now = now();
+        let mut entry = TokenEntry {
+            accessor: random_text(24),
+            policies: new.policies,
+            display_name: new.display_name,
+            meta: new.meta,
+            creation_time: now,
+            ttl: 0,
+            expire_time: None,
+            orphan: new.parent.is_none(),
+            renewable: new.renewable,
+            path: new.path,
+            parent: new.parent,
+            explicit_max_ttl: new.explicit_max_ttl,
+        };
+        let ttl = if new.ttl == 0 { MAX_TTL } else { new.ttl };
+        let expire_time = (now + ttl).min(Self::max_expiry(&entry));
+        entry.ttl = expire_time - now;
+        entry.expire_time = Some(expire_time);
+        let token = Token::generate("hvs.");
+        self.store(&token, &entry).await?;
+        Ok((token, entry))
+    }
+
+    async fn hash_of_accessor(&self, accessor: &str) -> Result<Option<String>, TokenError> {
+        Ok(self
+            .barrier
+            .get(&format!("{BY_ACCESSOR}{accessor}"))
+            .await?
+            .map(|bytes| String::from_utf8_lossy(&bytes).into_owned()))
+    }
+
+    async fn entry_by_hash(&self, hash: &str) -> Result<Option<TokenEntry>, TokenError> {
+        match self.barrier.get(&format!("{BY_HASH}{hash}")).await? {
+            Some(bytes) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|_| TokenError::Corrupt),
+            None => Ok(None),
+        }
+    }
+
+    /// The entry of a live token named by its accessor.
+    pub async fn lookup_accessor(&self, accessor: &str) -> Result<TokenEntry, TokenError> {
+        let hash = self
+            .hash_of_accessor(accessor)
+            .await?
+            .ok_or(TokenError::Unknown)?;
+        let entry = self
+            .entry_by_hash(&hash)
+            .await?
+            .ok_or(TokenError::Unknown)?;
+        if entry.is_expired(now()) {
+            return Err(TokenError::Unknown);
+        }
+        Ok(entry)
+    }
+
+    /// Extends a token from now by `increment` seconds (or its original TTL),
+    /// capped at its maximum life. Returns the new entry and whether it was capped.
+    pub async fn renew(
+        &self,
+        token: &Token,
+        increment: Option<u64>,
+    ) -> Result<(TokenEntry, bool), TokenError> {
+        let mut entry = self.lookup(token).await?;
+        if !entry.renewable {
+            return Err(TokenError::NotRenewable);
+        }
+        let now = now();
+        let wanted = now + increment.filter(|i| *i > 0).unwrap_or(entry.ttl);
+        let max = Self::max_expiry(&entry);
+        let expire_time = wanted.min(max);
+        entry.expire_time = Some(expire_time);
+        entry.ttl = expire_time - now;
+        self.store(token, &entry).await?;
+        Ok((entry, wanted > max))
+    }
+
+    /// Revokes the token with `accessor` and, unless they are orphans, all its
+    /// descendants. Revoking an unknown accessor is not an error.
+    pub async fn revoke_accessor(&self, accessor: &str) -> Result<usize, TokenError> {
+        let mut revoked = 0;
+        let mut pending = vec![accessor.to_owned()];
+        while let Some(accessor) = pending.pop() {
+            let prefix = format!("{CHILDREN}{accessor}/");
+            let children = self.barrier.list(&prefix).await?;
+            pending.extend(
+                children
+                    .iter()
+                    .map(|child| child[prefix.len()..].to_owned()),
+            );
+            let Some(hash) = self.hash_of_accessor(&accessor).await? else {
+                continue;
+            };
+            let mut ops = vec![
+                BarrierOp::Delete(format!("{BY_HASH}{hash}")),
+                BarrierOp::Delete(format!("{BY_ACCESSOR}{accessor}")),
+            ];
+            if let Some(entry) = self.entry_by_hash(&hash).await?
+                && let Some(parent) = entry.parent
+            {
+                ops.push(BarrierOp::Delete(format!("{CHILDREN}{parent}/{accessor}")));
+            }
+            ops.extend(children.into_iter().map(BarrierOp::Delete));
+            self.barrier.batch(ops).await?;
+            revoked += 1;
+        }
+        Ok(revoked)
+    }
+
+    /// Revokes `token` and its descendants.
+    pub async fn revoke(&self, token: &Token) -> Result<usize, TokenError> {
+        match self.entry_by_hash(&token.hash()).await? {
+            Some(entry) => self.revoke_accessor(&entry.accessor).await,
+            None => Ok(0),
+        }
     }
 
     /// The entry of a live token; [`TokenError::Unknown`] for an unknown or expired

@@ -1,0 +1,141 @@
+//! Policies in the barrier, with the built-in `root` and `default`.
+
+use super::acl::Acl;
+use super::parse::{Policy, PolicyError, parse};
+use crate::barrier::{Barrier, BarrierError};
+use std::sync::Arc;
+
+const PREFIX: &str = "sys/policy/";
+
+/// What a token gets whatever else it has: looking after itself and its leases.
+pub const DEFAULT_POLICY: &str = r#"
+# Look up, renew and revoke the token itself.
+path "auth/token/lookup-self" { capabilities = ["read"] }
+path "auth/token/renew-self" { capabilities = ["update"] }
+path "auth/token/revoke-self" { capabilities = ["update"] }
+# Ask what the token may do on a path.
+path "sys/capabilities-self" { capabilities = ["update"] }
+# Renew and look up leases (the lease id is the proof of ownership).
+path "sys/leases/renew" { capabilities = ["update"] }
+path "sys/leases/lookup" { capabilities = ["update"] }
+path "sys/renew" { capabilities = ["update"] }
+"#;
+
+/// Why a policy change was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyStoreError {
+    /// The document is wrong.
+    #[error(transparent)]
+    Invalid(#[from] PolicyError),
+    /// `root` cannot be written or deleted; `default` cannot be deleted.
+    #[error("the `{0}` policy cannot be {1}")]
+    BuiltIn(String, &'static str),
+    /// A name that is not a valid policy name.
+    #[error("policy name `{0}` is invalid: use letters, digits, `-`, `_` and `.`")]
+    BadName(String),
+    /// Storage failed.
+    #[error(transparent)]
+    Barrier(#[from] BarrierError),
+}
+
+/// Stored policies.
+#[derive(Clone)]
+pub struct PolicyStore {
+    barrier: Arc<Barrier>,
+}
+
+fn check_name(name: &str) -> Result<(), PolicyStoreError> {
+    let valid = !name.is_empty()
+        && name.len() <= 128
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    if valid {
+        Ok(())
+    } else {
+        Err(PolicyStoreError::BadName(name.to_owned()))
+    }
+}
+
+impl PolicyStore {
+    /// Policies stored in `barrier`.
+    pub fn new(barrier: Arc<Barrier>) -> Self {
+        Self { barrier }
+    }
+
+    /// The text of policy `name`, if it exists.
+    pub async fn read(&self, name: &str) -> Result<Option<String>, PolicyStoreError> {
+        let name = name.to_ascii_lowercase();
+        if name == "root" {
+            return Ok(Some(String::new()));
+        }
+        match self.barrier.get(&format!("{PREFIX}{name}")).await? {
+            Some(bytes) => Ok(Some(String::from_utf8_lossy(&bytes).into_owned())),
+            None if name == "default" => Ok(Some(DEFAULT_POLICY.to_owned())),
+            None => Ok(None),
+        }
+    }
+
+    /// Checks and stores policy `name`.
+    pub async fn write(&self, name: &str, text: &str) -> Result<Policy, PolicyStoreError> {
+        let name = name.to_ascii_lowercase();
+        check_name(&name)?;
+        if name == "root" {
+            return Err(PolicyStoreError::BuiltIn(name, "changed"));
+        }
+        let policy = parse(&name, text)?;
+        self.barrier
+            .put(&format!("{PREFIX}{name}"), text.as_bytes())
+            .await?;
+        Ok(policy)
+    }
+
+    /// Deletes policy `name` (deleting an absent one is not an error).
+    pub async fn delete(&self, name: &str) -> Result<(), PolicyStoreError> {
+        let name = name.to_ascii_lowercase();
+        if name == "root" || name == "default" {
+            return Err(PolicyStoreError::BuiltIn(name, "deleted"));
+        }
+        self.barrier.delete(&format!("{PREFIX}{name}")).await?;
+        Ok(())
+    }
+
+    /// Every policy name, with the built-ins.
+    pub async fn list(&self) -> Result<Vec<String>, PolicyStoreError> {
+        let mut names: Vec<String> = self
+            .barrier
+            .list(PREFIX)
+            .await?
+            .into_iter()
+            .filter_map(|key| key.strip_prefix(PREFIX).map(str::to_owned))
+            .collect();
+        for built_in in ["default", "root"] {
+            if !names.iter().any(|n| n == built_in) {
+                names.push(built_in.to_owned());
+            }
+        }
+        names.sort();
+        Ok(names)
+    }
+
+    /// The ACL of a token holding `names`. Missing policies grant nothing.
+    pub async fn acl(&self, names: &[String]) -> Result<Acl, PolicyStoreError> {
+        if names.iter().any(|n| n == "root") {
+            return Ok(Acl::root());
+        }
+        let mut policies = Vec::with_capacity(names.len());
+        for name in names {
+            if let Some(text) = self.read(name).await? {
+                // A stored policy was checked when written; one that no longer
+                // parses (written by an older version) grants nothing.
+                match parse(name, &text) {
+                    Ok(policy) => policies.push(policy),
+                    Err(err) => {
+                        tracing::warn!(policy = %name, error = %err, "ignoring a policy that does not parse")
+                    }
+                }
+            }
+        }
+        Ok(Acl::from_policies(&policies))
+    }
+}
