@@ -6,6 +6,7 @@
 //!   a sandbox with per-mount capability grants;
 //! - [`barrier`]: encryption at rest, the keyring, seal and unseal;
 //! - [`storage`]: the ordered key-value backend under the barrier (sled);
+//! - [`audit`]: the HMAC'd, hash-chained audit log, failing closed;
 //! - [`auth`]: tokens, stored by hash;
 //! - [`policy`]: Vault's path ACL policies;
 //! - [`lifecycle`]: init, unseal, seal;
@@ -13,6 +14,7 @@
 //! - [`server`] and [`config`]: the `leasehold server` process.
 
 pub mod api;
+pub mod audit;
 pub mod auth;
 pub mod barrier;
 pub mod config;

@@ -33,6 +33,29 @@ enum Command {
         #[arg(long)]
         listen: Option<SocketAddr>,
     },
+    /// Audit log tools.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Checks the hash chain of an audit file and reports the first broken link.
+    Verify {
+        /// The audit file.
+        file: PathBuf,
+    },
+}
+
+fn verify_audit_file(file: &std::path::Path) -> Result<(), String> {
+    let text = std::fs::read_to_string(file)
+        .map_err(|err| format!("reading {}: {err}", file.display()))?;
+    let entries =
+        leasehold_host::audit::verify(&text).map_err(|err| format!("{}: {err}", file.display()))?;
+    println!("{}: {entries} entries, chain intact", file.display());
+    Ok(())
 }
 
 fn main() -> ExitCode {
@@ -53,6 +76,9 @@ fn main() -> ExitCode {
         }
     };
     let result = match cli.command {
+        Command::Audit {
+            command: AuditCommand::Verify { file },
+        } => verify_audit_file(&file),
         Command::Server {
             dev,
             config,

@@ -3,6 +3,7 @@
 //! acknowledged write is already flushed).
 
 use crate::api::{self, AppState};
+use crate::audit::AuditRegistry;
 use crate::auth::TokenStore;
 use crate::barrier::{Barrier, UnsealKey};
 use crate::config::ServerConfig;
@@ -83,11 +84,13 @@ pub async fn run(mode: Mode) -> Result<(), String> {
     println!("listening on http://{address}");
 
     let policies = PolicyStore::new(barrier.clone());
+    let audit = Arc::new(AuditRegistry::new(barrier.clone()));
     let router = api::router(AppState {
         lifecycle,
         barrier,
         tokens,
         policies,
+        audit,
     });
     // `LIST` becomes `GET ?list=true` before routing, so this wraps the router.
     let app = tower::Layer::layer(&axum::middleware::from_fn(api::list_as_get), router);

@@ -132,12 +132,19 @@ pub async fn authorize(
     if !decision.allowed || (needs_sudo(&path) && !decision.sudo) {
         return ApiError::permission_denied().into_response();
     }
+    let audited = super::audit_log::AuditedCaller {
+        accessor: entry.accessor.clone(),
+        policies: entry.policies.clone(),
+        display_name: entry.display_name.clone(),
+    };
     request.extensions_mut().insert(Caller {
         token,
         entry,
         sudo: decision.sudo,
     });
-    next.run(request).await
+    let mut response = next.run(request).await;
+    response.extensions_mut().insert(audited);
+    response
 }
 
 /// Vault clients send `LIST`; axum routes standard methods only, so a `LIST` is

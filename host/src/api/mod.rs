@@ -5,16 +5,19 @@
 //! same as `PUT`, 404 and 405 with a JSON body, and 503 for everything but the
 //! lifecycle endpoints while sealed.
 
+mod audit_log;
 mod auth_token;
 mod authorize;
 pub mod body;
 mod duration;
 pub mod response;
+mod sys_audit;
 mod sys_lifecycle;
 mod sys_policy;
 
 pub use authorize::list_as_get;
 
+use crate::audit::AuditRegistry;
 use crate::auth::TokenStore;
 use crate::barrier::Barrier;
 use crate::lifecycle::Lifecycle;
@@ -39,6 +42,8 @@ pub struct AppState {
     pub tokens: TokenStore,
     /// ACL policies.
     pub policies: PolicyStore,
+    /// Audit devices.
+    pub audit: Arc<AuditRegistry>,
 }
 
 /// Paths that work while sealed.
@@ -117,11 +122,25 @@ pub fn router(state: AppState) -> Router {
                 .post(sys_policy::write)
                 .delete(sys_policy::delete),
         )
+        .route("/v1/sys/audit", get(sys_audit::list))
+        .route(
+            "/v1/sys/audit/{*path}",
+            axum::routing::put(sys_audit::enable)
+                .post(sys_audit::enable)
+                .delete(sys_audit::disable),
+        )
+        .route("/v1/sys/audit-hash/{*path}", write(sys_audit::hash))
         .fallback(no_route)
         .method_not_allowed_fallback(method_not_allowed)
+        // Innermost first: authorization, then audit around it (so denied requests
+        // are recorded too), then the sealed gate outside everything.
         .layer(middleware::from_fn_with_state(
             state.clone(),
             authorize::authorize,
+        ))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            audit_log::audit,
         ))
         .layer(middleware::from_fn_with_state(state.clone(), sealed_gate))
         .layer(DefaultBodyLimit::max(body::MAX_BODY_BYTES))

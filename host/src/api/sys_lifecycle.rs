@@ -257,6 +257,7 @@ pub async fn unseal(
 /// `PUT sys/seal`: needs `sudo`.
 pub async fn seal(State(state): State<AppState>, caller: Caller) -> Result<StatusCode, ApiError> {
     state.lifecycle.seal().await;
+    state.audit.forget();
     tracing::warn!(accessor = %caller.entry.accessor, "sealed by request");
     Ok(StatusCode::NO_CONTENT)
 }

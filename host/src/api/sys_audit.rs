@@ -1,0 +1,115 @@
+//! `sys/audit`, `sys/audit/:path`, `sys/audit-hash/:path`.
+
+use super::AppState;
+use super::authorize::Caller;
+use super::body::JsonBody;
+use super::response::{ApiError, Envelope};
+use crate::audit::AuditError;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+use std::collections::BTreeMap;
+
+impl From<AuditError> for ApiError {
+    fn from(err: AuditError) -> Self {
+        match err {
+            AuditError::Barrier(e) => e.into(),
+            AuditError::NoDeviceWrote => ApiError::internal(err),
+            other => ApiError::bad_request(other.to_string()),
+        }
+    }
+}
+
+fn clean(path: &str) -> String {
+    path.trim_matches('/').to_owned()
+}
+
+/// `GET sys/audit`.
+pub async fn list(State(state): State<AppState>, _caller: Caller) -> Result<Envelope, ApiError> {
+    let mut devices = Map::new();
+    for (path, config) in state.audit.configs().await? {
+        devices.insert(
+            format!("{path}/"),
+            json!({
+                "type": config.kind,
+                "description": config.description,
+                "options": config.options,
+                "local": false,
+                "path": format!("{path}/"),
+            }),
+        );
+    }
+    Ok(Envelope::sys(Value::Object(devices)))
+}
+
+/// `PUT sys/audit/:path` body.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnableBody {
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    options: Option<BTreeMap<String, String>>,
+    #[serde(default)]
+    local: Option<bool>,
+}
+
+/// `PUT sys/audit/:path`: enable a device.
+pub async fn enable(
+    State(state): State<AppState>,
+    _caller: Caller,
+    Path(path): Path<String>,
+    JsonBody(body): JsonBody<EnableBody>,
+) -> Result<StatusCode, ApiError> {
+    if body.local == Some(true) {
+        return Err(ApiError::bad_request(
+            "`local` devices are not supported: there is one node",
+        ));
+    }
+    state
+        .audit
+        .enable(
+            &clean(&path),
+            &body.kind,
+            body.description.unwrap_or_default(),
+            body.options.unwrap_or_default(),
+        )
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `DELETE sys/audit/:path`.
+pub async fn disable(
+    State(state): State<AppState>,
+    _caller: Caller,
+    Path(path): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    state.audit.disable(&clean(&path)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `PUT sys/audit-hash/:path` body.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HashBody {
+    input: String,
+}
+
+/// `PUT sys/audit-hash/:path`: what `input` looks like in that device's log.
+pub async fn hash(
+    State(state): State<AppState>,
+    _caller: Caller,
+    Path(path): Path<String>,
+    JsonBody(body): JsonBody<HashBody>,
+) -> Result<Envelope, ApiError> {
+    let path = clean(&path);
+    let devices = state.audit.devices().await?;
+    let device = devices
+        .iter()
+        .find(|d| d.path() == path)
+        .ok_or_else(|| ApiError::bad_request(format!("no audit device at `{path}`")))?;
+    Ok(Envelope::sys(json!({ "hash": device.hash(&body.input) })))
+}

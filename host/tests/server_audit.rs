@@ -1,0 +1,242 @@
+//! The audit log through the real binary: every request and response recorded
+//! with secrets HMAC'd, a verifiable chain, and refusal when no device can write.
+
+mod support;
+
+use reqwest::StatusCode;
+use reqwest::blocking::Client;
+use serde_json::{Value, json};
+use std::process::Command;
+use support::{Server, data_dir};
+
+fn call(
+    client: &Client,
+    server: &Server,
+    method: &str,
+    path: &str,
+    token: &str,
+    body: Value,
+) -> (StatusCode, Value) {
+    let response = client
+        .request(
+            reqwest::Method::from_bytes(method.as_bytes()).unwrap(),
+            server.url(path),
+        )
+        .header("X-Vault-Token", token)
+        .json(&body)
+        .send()
+        .unwrap();
+    let status = response.status();
+    (status, response.json().unwrap_or(Value::Null))
+}
+
+fn verify(file: &std::path::Path) -> (bool, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_leasehold"))
+        .args(["audit", "verify"])
+        .arg(file)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), text)
+}
+
+#[test]
+fn requests_are_audited_hmacd_chained_and_refused_when_no_device_writes() {
+    let root = tempfile::tempdir().unwrap();
+    let server = Server::with_data_dir(&data_dir(&root));
+    let client = Client::new();
+    let init: Value = client
+        .put(server.url("sys/init"))
+        .json(&json!({ "secret_shares": 1, "secret_threshold": 1 }))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    client
+        .put(server.url("sys/unseal"))
+        .json(&json!({ "key": init["keys"][0] }))
+        .send()
+        .unwrap();
+    let token = init["root_token"].as_str().unwrap().to_owned();
+
+    // A device that cannot be written is refused when enabled.
+    let (status, body) = call(
+        &client,
+        &server,
+        "PUT",
+        "sys/audit/bad",
+        &token,
+        json!({ "type": "file", "options": { "file_path": "/proc/leasehold-audit.log" } }),
+    );
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let (status, body) = call(
+        &client,
+        &server,
+        "PUT",
+        "sys/audit/bad",
+        &token,
+        json!({ "type": "syslog" }),
+    );
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+
+    let log = root.path().join("audit.log");
+    let (status, body) = call(
+        &client,
+        &server,
+        "PUT",
+        "sys/audit/file",
+        &token,
+        json!({ "type": "file", "options": { "file_path": log.to_str().unwrap() } }),
+    );
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    let (_, devices) = call(&client, &server, "GET", "sys/audit", &token, Value::Null);
+    assert_eq!(devices["data"]["file/"]["type"], json!("file"));
+
+    // Some traffic, including a secret in a request body and a token in a response.
+    let secret_policy = "path \"secret-marker-9c1e/*\" { capabilities = [\"read\"] }";
+    call(
+        &client,
+        &server,
+        "PUT",
+        "sys/policies/acl/marked",
+        &token,
+        json!({ "policy": secret_policy }),
+    );
+    let (_, created) = call(
+        &client,
+        &server,
+        "POST",
+        "auth/token/create",
+        &token,
+        json!({ "policies": ["marked"] }),
+    );
+    let child = created["auth"]["client_token"].as_str().unwrap().to_owned();
+    let (status, _) = call(&client, &server, "PUT", "sys/seal", &child, json!({}));
+    assert_eq!(status, StatusCode::FORBIDDEN);
+
+    let text = std::fs::read_to_string(&log).unwrap();
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(lines.len() >= 8, "{text}");
+    for secret in [token.as_str(), child.as_str(), "secret-marker-9c1e"] {
+        assert!(
+            !text.contains(secret),
+            "{secret} is in the audit log in clear"
+        );
+    }
+    // The denied request is there, with its error and readable path.
+    let denied = lines
+        .iter()
+        .find(|l| l["type"] == "response" && l["request"]["path"] == "sys/seal")
+        .expect("the denied seal is audited");
+    assert_eq!(denied["response"]["status"], json!(403));
+    assert_eq!(denied["error"], json!("permission denied"));
+    // audit-hash finds the root token's entries.
+    let (_, hashed) = call(
+        &client,
+        &server,
+        "PUT",
+        "sys/audit-hash/file",
+        &token,
+        json!({ "input": token }),
+    );
+    let hash = hashed["data"]["hash"].as_str().unwrap().to_owned();
+    assert!(hash.starts_with("hmac-sha256:"));
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["auth"]["client_token"] == json!(hash))
+    );
+    // The response carrying the child token has it hashed too.
+    let creation = lines
+        .iter()
+        .find(|l| l["type"] == "response" && l["request"]["path"] == "auth/token/create")
+        .unwrap();
+    assert!(
+        creation["response"]["data"]["auth"]["client_token"]
+            .as_str()
+            .unwrap()
+            .starts_with("hmac-sha256:")
+    );
+
+    // The chain verifies, and breaks where a line is deleted or edited.
+    let (ok, report) = verify(&log);
+    assert!(ok, "{report}");
+    let original: Vec<&str> = text.lines().collect();
+    let deleted = root.path().join("deleted.log");
+    let mut without: Vec<&str> = original.clone();
+    without.remove(3);
+    std::fs::write(&deleted, without.join("\n") + "\n").unwrap();
+    let (ok, report) = verify(&deleted);
+    assert!(
+        !ok && report.contains("line 4 does not follow line 3"),
+        "{report}"
+    );
+    let edited = root.path().join("edited.log");
+    let mut changed: Vec<String> = original.iter().map(|l| l.to_string()).collect();
+    changed[2] = changed[2]
+        .replace("\"update\"", "\"read\"")
+        .replace("\"read\"", "\"delete\"");
+    std::fs::write(&edited, changed.join("\n") + "\n").unwrap();
+    let (ok, report) = verify(&edited);
+    assert!(
+        !ok && report.contains("line 4 does not follow line 3"),
+        "{report}"
+    );
+
+    // No device can write: requests are refused and change nothing.
+    std::fs::remove_file(&log).unwrap();
+    std::fs::create_dir(&log).unwrap();
+    let (status, body) = call(
+        &client,
+        &server,
+        "PUT",
+        "sys/policies/acl/after",
+        &token,
+        json!({ "policy": secret_policy }),
+    );
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{body}");
+    assert!(
+        body["errors"][0]
+            .as_str()
+            .unwrap()
+            .contains("no audit device could record"),
+        "{body}"
+    );
+    std::fs::remove_dir(&log).unwrap();
+    let (status, _) = call(
+        &client,
+        &server,
+        "GET",
+        "sys/policies/acl/after",
+        &token,
+        Value::Null,
+    );
+    assert_eq!(status, StatusCode::NOT_FOUND, "the refused write happened");
+    // The recreated file continues the chain, so it shows where it was cut.
+    let (ok, report) = verify(&log);
+    assert!(!ok && report.contains("cut off"), "{report}");
+    // Disabling the device lets requests through unaudited.
+    assert_eq!(
+        call(
+            &client,
+            &server,
+            "DELETE",
+            "sys/audit/file",
+            &token,
+            Value::Null
+        )
+        .0,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        call(&client, &server, "GET", "sys/audit", &token, Value::Null).1["data"],
+        json!({})
+    );
+}
