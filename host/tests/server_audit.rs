@@ -49,19 +49,7 @@ fn requests_are_audited_hmacd_chained_and_refused_when_no_device_writes() {
     let root = tempfile::tempdir().unwrap();
     let server = Server::with_data_dir(&data_dir(&root));
     let client = Client::new();
-    let init: Value = client
-        .put(server.url("sys/init"))
-        .json(&json!({ "secret_shares": 1, "secret_threshold": 1 }))
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
-    client
-        .put(server.url("sys/unseal"))
-        .json(&json!({ "key": init["keys"][0] }))
-        .send()
-        .unwrap();
-    let token = init["root_token"].as_str().unwrap().to_owned();
+    let token = server.init_and_unseal();
 
     // A device that cannot be written is refused when enabled.
     let (status, body) = call(

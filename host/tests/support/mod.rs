@@ -69,6 +69,25 @@ impl Server {
         Self::start(&["server", "--config", config.to_str().unwrap()])
     }
 
+    /// Initializes with one share, unseals, and returns the root token.
+    pub fn init_and_unseal(&self) -> String {
+        let client = reqwest::blocking::Client::new();
+        let init: serde_json::Value = client
+            .put(self.url("sys/init"))
+            .json(&serde_json::json!({ "secret_shares": 1, "secret_threshold": 1 }))
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        let unsealed = client
+            .put(self.url("sys/unseal"))
+            .json(&serde_json::json!({ "key": init["keys"][0] }))
+            .send()
+            .unwrap();
+        assert!(unsealed.status().is_success());
+        init["root_token"].as_str().unwrap().to_owned()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}/v1/{path}", self.base)
     }
