@@ -11,12 +11,14 @@
 //! - [`policy`]: Vault's path ACL policies;
 //! - [`lifecycle`]: init, unseal, seal;
 //! - [`api`]: the Vault-compatible HTTP API, the only module that knows HTTP;
-//! - [`server`] and [`config`]: the `leasehold server` process.
+//! - [`server`] and [`config`]: the `leasehold server` process;
+//! - [`cli`]: the `leasehold` command line.
 
 pub mod api;
 pub mod audit;
 pub mod auth;
 pub mod barrier;
+pub mod cli;
 pub mod config;
 mod ids;
 pub mod lifecycle;

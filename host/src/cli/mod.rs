@@ -1,0 +1,571 @@
+//! The `leasehold` command line: the server, and the verbs that talk to one.
+//!
+//! Everything but `server` and `audit verify` is an HTTP client of a running
+//! server at `LEASEHOLD_ADDR` (or `VAULT_ADDR`) with `LEASEHOLD_TOKEN` (or
+//! `VAULT_TOKEN`). Flags may be written Vault's way, with one dash
+//! (`-format=json`).
+
+mod client;
+mod output;
+
+use crate::config::ServerConfig;
+use crate::server::{self, Mode};
+use clap::{Parser, Subcommand};
+use client::Client;
+use output::Format;
+use serde_json::{Map, Value, json};
+use std::io::Read;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "leasehold",
+    version,
+    about = "A dynamic-secrets broker with sandboxed WebAssembly plugins"
+)]
+struct Cli {
+    /// Output format for commands that print a response.
+    #[arg(long, global = true, value_enum, default_value = "table")]
+    format: Format,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Runs the broker.
+    Server {
+        /// Development mode: temporary storage, initialized, unsealed, root token
+        /// printed. Never for real secrets.
+        #[arg(long, conflicts_with = "config")]
+        dev: bool,
+        /// Path of leasehold.toml.
+        #[arg(long, required_unless_present = "dev")]
+        config: Option<PathBuf>,
+        /// Address to listen on (overrides the config; `--dev` default 127.0.0.1:8200).
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+    },
+    /// Initializes, unseals, seals, rotates.
+    Operator {
+        #[command(subcommand)]
+        command: OperatorCommand,
+    },
+    /// Shows whether the server is initialized and sealed (exit 2 when sealed).
+    Status,
+    /// Creates, looks up, renews and revokes tokens.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+    /// Writes, reads, lists and deletes ACL policies.
+    Policy {
+        #[command(subcommand)]
+        command: PolicyCommand,
+    },
+    /// Audit devices and the audit file.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+    /// Reads a path.
+    Read { path: String },
+    /// Writes `key=value` pairs (`key=@file` reads a file) to a path.
+    Write { path: String, pairs: Vec<String> },
+    /// Lists keys under a path.
+    List { path: String },
+    /// Deletes a path.
+    Delete { path: String },
+}
+
+#[derive(Subcommand)]
+enum OperatorCommand {
+    /// Initializes a new server: prints the unseal key shares and root token once.
+    Init {
+        #[arg(long, default_value_t = 5)]
+        key_shares: u8,
+        #[arg(long, default_value_t = 3)]
+        key_threshold: u8,
+    },
+    /// Submits one unseal key share (read from stdin when not given).
+    Unseal {
+        key: Option<String>,
+        /// Discards the shares submitted so far.
+        #[arg(long)]
+        reset: bool,
+    },
+    /// Seals the server.
+    Seal,
+    /// Installs a new data encryption key.
+    Rotate,
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Creates a child token (or an orphan).
+    Create {
+        #[arg(long = "policy")]
+        policies: Vec<String>,
+        #[arg(long)]
+        ttl: Option<String>,
+        #[arg(long)]
+        explicit_max_ttl: Option<String>,
+        #[arg(long)]
+        display_name: Option<String>,
+        #[arg(long)]
+        orphan: bool,
+        #[arg(long)]
+        renewable: Option<bool>,
+    },
+    /// Looks up a token (the caller's own when none is given).
+    Lookup {
+        token: Option<String>,
+        /// The argument is an accessor.
+        #[arg(long)]
+        accessor: bool,
+    },
+    /// Renews a token (the caller's own when none is given).
+    Renew {
+        token: Option<String>,
+        #[arg(long)]
+        increment: Option<String>,
+    },
+    /// Revokes a token and its children.
+    Revoke {
+        token: Option<String>,
+        /// Revoke the caller's own token.
+        #[arg(long = "self")]
+        own: bool,
+        /// The argument is an accessor.
+        #[arg(long)]
+        accessor: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum PolicyCommand {
+    /// Writes a policy from a file (`-` for stdin).
+    Write { name: String, file: String },
+    /// Prints a policy.
+    Read { name: String },
+    /// Lists policies.
+    List,
+    /// Deletes a policy.
+    Delete { name: String },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Enables a device: `audit enable file file_path=/var/log/leasehold.log`.
+    Enable {
+        kind: String,
+        options: Vec<String>,
+        /// Where to mount it (default: the type).
+        #[arg(long)]
+        path: Option<String>,
+        #[arg(long)]
+        description: Option<String>,
+    },
+    /// Lists devices.
+    List,
+    /// Disables a device.
+    Disable { path: String },
+    /// Checks the hash chain of an audit file and reports the first broken link.
+    Verify { file: PathBuf },
+}
+
+/// Vault writes long flags with one dash; clap wants two.
+fn vault_style_flags(args: impl Iterator<Item = String>) -> Vec<String> {
+    args.map(|arg| {
+        let single_dash_word = arg.starts_with('-')
+            && !arg.starts_with("--")
+            && arg.len() > 2
+            && arg[1..]
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphabetic());
+        if single_dash_word {
+            format!("-{arg}")
+        } else {
+            arg
+        }
+    })
+    .collect()
+}
+
+/// Runs the command line.
+pub fn run() -> ExitCode {
+    let cli = Cli::parse_from(vault_style_flags(std::env::args()));
+    init_logging();
+    let format = cli.format;
+    let result = match cli.command {
+        Command::Server {
+            dev,
+            config,
+            listen,
+        } => run_server(dev, config, listen),
+        Command::Audit {
+            command: AuditCommand::Verify { file },
+        } => verify_audit_file(&file),
+        Command::Status => return status(format),
+        other => remote(other, &Client::from_env(), format),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("Error: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("LEASEHOLD_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+}
+
+fn run_server(
+    dev: bool,
+    config: Option<PathBuf>,
+    listen: Option<SocketAddr>,
+) -> Result<(), String> {
+    let mode = if dev {
+        Mode::Dev {
+            listen: listen.unwrap_or(SocketAddr::from(([127, 0, 0, 1], 8200))),
+        }
+    } else {
+        let path = config.ok_or("--config is required without --dev")?;
+        let mut config = ServerConfig::load(&path)?;
+        if let Some(listen) = listen {
+            config.listen = listen;
+        }
+        Mode::Configured(config)
+    };
+    tokio::runtime::Runtime::new()
+        .map_err(|err| format!("starting the async runtime: {err}"))?
+        .block_on(server::run(mode))
+}
+
+fn verify_audit_file(file: &Path) -> Result<(), String> {
+    let text = std::fs::read_to_string(file)
+        .map_err(|err| format!("reading {}: {err}", file.display()))?;
+    let entries =
+        crate::audit::verify(&text).map_err(|err| format!("{}: {err}", file.display()))?;
+    println!("{}: {entries} entries, chain intact", file.display());
+    Ok(())
+}
+
+fn status(format: Format) -> ExitCode {
+    match Client::from_env().call("GET", "sys/seal-status", None) {
+        Ok(value) => {
+            output::response(format, &value);
+            if value["sealed"] == json!(true) {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+        Err(err) => {
+            eprintln!("Error: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `key=value` pairs as a JSON object; values that are JSON (numbers, booleans,
+/// arrays, objects) are sent as such, `@file` reads a file.
+fn pairs_to_body(pairs: &[String]) -> Result<Value, String> {
+    let mut body = Map::new();
+    for pair in pairs {
+        let (key, raw) = pair
+            .split_once('=')
+            .ok_or_else(|| format!("`{pair}` is not key=value"))?;
+        let raw = match raw.strip_prefix('@') {
+            Some(file) => {
+                std::fs::read_to_string(file).map_err(|err| format!("reading {file}: {err}"))?
+            }
+            None => raw.to_owned(),
+        };
+        let value = match serde_json::from_str::<Value>(&raw) {
+            Ok(v @ (Value::Number(_) | Value::Bool(_) | Value::Array(_) | Value::Object(_))) => v,
+            _ => Value::String(raw),
+        };
+        body.insert(key.to_owned(), value);
+    }
+    Ok(Value::Object(body))
+}
+
+fn read_input(file: &str) -> Result<String, String> {
+    if file == "-" {
+        let mut text = String::new();
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .map_err(|err| format!("reading stdin: {err}"))?;
+        Ok(text)
+    } else {
+        std::fs::read_to_string(file).map_err(|err| format!("reading {file}: {err}"))
+    }
+}
+
+fn print_or_success(format: Format, value: &Value) {
+    if value.is_null() {
+        println!("Success!");
+    } else {
+        output::response(format, value);
+    }
+}
+
+fn remote(command: Command, client: &Client, format: Format) -> Result<(), String> {
+    let call = |method: &str, path: &str, body: Option<Value>| {
+        client
+            .call(method, path, body.as_ref())
+            .map_err(|e| e.to_string())
+    };
+    let value = match command {
+        Command::Operator { command } => match command {
+            OperatorCommand::Init {
+                key_shares,
+                key_threshold,
+            } => {
+                let init = call(
+                    "PUT",
+                    "sys/init",
+                    Some(json!({ "secret_shares": key_shares, "secret_threshold": key_threshold })),
+                )?;
+                if format == Format::Json {
+                    output::response(format, &init);
+                } else {
+                    for (i, key) in init["keys_base64"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .enumerate()
+                    {
+                        println!("Unseal Key {}: {}", i + 1, key.as_str().unwrap_or_default());
+                    }
+                    println!(
+                        "\nInitial Root Token: {}",
+                        init["root_token"].as_str().unwrap_or_default()
+                    );
+                    println!(
+                        "\nThe server is sealed: unseal it with {key_threshold} of these {key_shares} keys."
+                    );
+                }
+                return Ok(());
+            }
+            OperatorCommand::Unseal { key, reset } => {
+                let body = if reset {
+                    json!({ "reset": true })
+                } else {
+                    let key = match key {
+                        Some(key) => key,
+                        None => read_input("-")?.trim().to_owned(),
+                    };
+                    json!({ "key": key })
+                };
+                call("PUT", "sys/unseal", Some(body))?
+            }
+            OperatorCommand::Seal => call("PUT", "sys/seal", Some(json!({})))?,
+            OperatorCommand::Rotate => {
+                call("PUT", "sys/rotate", Some(json!({})))?;
+                call("GET", "sys/key-status", None)?
+            }
+        },
+        Command::Token { command } => match command {
+            TokenCommand::Create {
+                policies,
+                ttl,
+                explicit_max_ttl,
+                display_name,
+                orphan,
+                renewable,
+            } => {
+                let mut body = Map::new();
+                if !policies.is_empty() {
+                    body.insert("policies".into(), json!(policies));
+                }
+                for (key, value) in [
+                    ("ttl", ttl),
+                    ("explicit_max_ttl", explicit_max_ttl),
+                    ("display_name", display_name),
+                ] {
+                    if let Some(value) = value {
+                        body.insert(key.into(), json!(value));
+                    }
+                }
+                if let Some(renewable) = renewable {
+                    body.insert("renewable".into(), json!(renewable));
+                }
+                let path = if orphan {
+                    "auth/token/create-orphan"
+                } else {
+                    "auth/token/create"
+                };
+                call("POST", path, Some(Value::Object(body)))?
+            }
+            TokenCommand::Lookup { token: None, .. } => {
+                call("GET", "auth/token/lookup-self", None)?
+            }
+            TokenCommand::Lookup {
+                token: Some(accessor),
+                accessor: true,
+            } => call(
+                "POST",
+                "auth/token/lookup-accessor",
+                Some(json!({ "accessor": accessor })),
+            )?,
+            TokenCommand::Lookup {
+                token: Some(token),
+                accessor: false,
+            } => call("POST", "auth/token/lookup", Some(json!({ "token": token })))?,
+            TokenCommand::Renew { token, increment } => {
+                let mut body = Map::new();
+                if let Some(increment) = increment {
+                    body.insert("increment".into(), json!(increment));
+                }
+                match token {
+                    Some(token) => {
+                        body.insert("token".into(), json!(token));
+                        call("POST", "auth/token/renew", Some(Value::Object(body)))?
+                    }
+                    None => call("POST", "auth/token/renew-self", Some(Value::Object(body)))?,
+                }
+            }
+            TokenCommand::Revoke { own: true, .. } => {
+                call("POST", "auth/token/revoke-self", Some(json!({})))?
+            }
+            TokenCommand::Revoke {
+                token: Some(accessor),
+                accessor: true,
+                ..
+            } => call(
+                "POST",
+                "auth/token/revoke-accessor",
+                Some(json!({ "accessor": accessor })),
+            )?,
+            TokenCommand::Revoke {
+                token: Some(token), ..
+            } => call("POST", "auth/token/revoke", Some(json!({ "token": token })))?,
+            TokenCommand::Revoke { token: None, .. } => {
+                return Err("name a token to revoke, or use -self".into());
+            }
+        },
+        Command::Policy { command } => match command {
+            PolicyCommand::Write { name, file } => {
+                let text = read_input(&file)?;
+                call(
+                    "PUT",
+                    &format!("sys/policies/acl/{name}"),
+                    Some(json!({ "policy": text })),
+                )?
+            }
+            PolicyCommand::Read { name } => {
+                let value = call("GET", &format!("sys/policies/acl/{name}"), None)?;
+                if format == Format::Table {
+                    println!(
+                        "{}",
+                        value["data"]["policy"].as_str().unwrap_or_default().trim()
+                    );
+                    return Ok(());
+                }
+                value
+            }
+            PolicyCommand::List => {
+                let value = call("LIST", "sys/policies/acl", None)?;
+                if format == Format::Table {
+                    for name in value["data"]["keys"].as_array().into_iter().flatten() {
+                        println!("{}", name.as_str().unwrap_or_default());
+                    }
+                    return Ok(());
+                }
+                value
+            }
+            PolicyCommand::Delete { name } => {
+                call("DELETE", &format!("sys/policies/acl/{name}"), None)?
+            }
+        },
+        Command::Audit { command } => match command {
+            AuditCommand::Enable {
+                kind,
+                options,
+                path,
+                description,
+            } => {
+                let options = pairs_to_body(&options)?;
+                let path = path.unwrap_or_else(|| kind.clone());
+                let mut body = json!({ "type": kind, "options": options });
+                if let Some(description) = description {
+                    body["description"] = json!(description);
+                }
+                call("PUT", &format!("sys/audit/{path}"), Some(body))?
+            }
+            AuditCommand::List => call("GET", "sys/audit", None)?,
+            AuditCommand::Disable { path } => call("DELETE", &format!("sys/audit/{path}"), None)?,
+            AuditCommand::Verify { .. } => unreachable!("handled locally"),
+        },
+        Command::Read { path } => call("GET", &path, None)?,
+        Command::Write { path, pairs } => call("PUT", &path, Some(pairs_to_body(&pairs)?))?,
+        Command::List { path } => call("LIST", &path, None)?,
+        Command::Delete { path } => call("DELETE", &path, None)?,
+        Command::Server { .. } | Command::Status => unreachable!("handled locally"),
+    };
+    print_or_success(format, &value);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vault_style_single_dash_flags_become_long_flags() {
+        let args = [
+            "leasehold",
+            "-format=json",
+            "token",
+            "create",
+            "-policy=web",
+            "-",
+            "--ttl",
+            "1h",
+        ]
+        .map(String::from);
+        assert_eq!(
+            vault_style_flags(args.into_iter()),
+            [
+                "leasehold",
+                "--format=json",
+                "token",
+                "create",
+                "--policy=web",
+                "-",
+                "--ttl",
+                "1h"
+            ]
+        );
+    }
+
+    #[test]
+    fn pairs_become_typed_json() {
+        let body = pairs_to_body(&[
+            "secret_shares=5".into(),
+            "name=web".into(),
+            "list=[\"a\"]".into(),
+            "on=true".into(),
+        ])
+        .unwrap();
+        assert_eq!(
+            body,
+            json!({ "secret_shares": 5, "name": "web", "list": ["a"], "on": true })
+        );
+        assert!(pairs_to_body(&["novalue".into()]).is_err());
+    }
+}

@@ -1,0 +1,90 @@
+//! Printing responses: aligned `Key  Value` tables for people, JSON for scripts.
+
+use serde_json::Value;
+
+/// How to print.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// Aligned key/value table.
+    Table,
+    /// The server's JSON.
+    Json,
+}
+
+fn text(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        Value::Null => "n/a".into(),
+        Value::Array(items) => {
+            format!("[{}]", items.iter().map(text).collect::<Vec<_>>().join(" "))
+        }
+        Value::Object(map) => {
+            let parts: Vec<String> = map
+                .iter()
+                .map(|(k, v)| format!("{k}:{}", text(v)))
+                .collect();
+            format!("map[{}]", parts.join(" "))
+        }
+        other => other.to_string(),
+    }
+}
+
+/// Prints `rows` as a two-column table.
+pub fn table(rows: &[(String, Value)]) {
+    let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(3).max(3);
+    println!("{:<width$}    Value", "Key");
+    println!("{:<width$}    -----", "---");
+    for (key, value) in rows {
+        println!("{key:<width$}    {}", text(value));
+    }
+}
+
+/// Prints a server response: warnings, then its data, auth block, or body.
+pub fn response(format: Format, value: &Value) {
+    if format == Format::Json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(value).unwrap_or_default()
+        );
+        return;
+    }
+    if let Some(warnings) = value["warnings"].as_array() {
+        for warning in warnings {
+            eprintln!("WARNING! {}", text(warning));
+        }
+    }
+    let mut rows: Vec<(String, Value)> = Vec::new();
+    if let Some(auth) = value["auth"].as_object() {
+        for (ours, theirs) in [
+            ("token", "client_token"),
+            ("token_accessor", "accessor"),
+            ("token_duration", "lease_duration"),
+            ("token_renewable", "renewable"),
+            ("token_policies", "token_policies"),
+            ("policies", "policies"),
+        ] {
+            rows.push((
+                ours.into(),
+                auth.get(theirs).cloned().unwrap_or(Value::Null),
+            ));
+        }
+    }
+    if let Some(lease) = value["lease_id"].as_str().filter(|l| !l.is_empty()) {
+        rows.push(("lease_id".into(), Value::String(lease.into())));
+        rows.push(("lease_duration".into(), value["lease_duration"].clone()));
+        rows.push(("lease_renewable".into(), value["renewable"].clone()));
+    }
+    let body = if value.get("data").is_some() {
+        &value["data"]
+    } else {
+        value
+    };
+    if let Some(map) = body.as_object() {
+        rows.extend(map.iter().map(|(k, v)| (k.clone(), v.clone())));
+    }
+    if rows.is_empty() {
+        println!("Success!");
+    } else {
+        table(&rows);
+    }
+}
