@@ -7,6 +7,10 @@
 //! # this file can unseal the data directory.
 //! # unseal_key_file = "/etc/leasehold/unseal.key"
 //!
+//! # [tls]
+//! # cert_file = "/etc/leasehold/tls.crt"
+//! # key_file = "/etc/leasehold/tls.key"
+//!
 //! [plugins]
 //! memory_limit_mb = 64
 //! call_timeout_seconds = 10
@@ -27,12 +31,26 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     /// Where storage lives.
     pub data_dir: PathBuf,
-    /// A file holding the unseal key in hex, for unattended restarts.
+    /// A file holding unseal key shares (as many as the threshold, one per line),
+    /// for unattended restarts.
     #[serde(default)]
     pub unseal_key_file: Option<PathBuf>,
     /// Plugin sandbox limits.
     #[serde(default)]
     pub plugins: PluginLimits,
+    /// Serve HTTPS with this certificate and key; plain HTTP without it.
+    #[serde(default)]
+    pub tls: Option<TlsFiles>,
+}
+
+/// PEM files for the listener's TLS.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsFiles {
+    /// The certificate chain, leaf first.
+    pub cert_file: PathBuf,
+    /// The private key.
+    pub key_file: PathBuf,
 }
 
 /// Limits for every plugin call.

@@ -26,3 +26,4 @@ pub mod plugin;
 pub mod policy;
 pub mod server;
 pub mod storage;
+mod tls;

@@ -5,7 +5,7 @@
 use crate::api::{self, AppState};
 use crate::audit::AuditRegistry;
 use crate::auth::TokenStore;
-use crate::barrier::{Barrier, UnsealKey};
+use crate::barrier::{Barrier, UnsealShare};
 use crate::config::ServerConfig;
 use crate::lifecycle::Lifecycle;
 use crate::policy::PolicyStore;
@@ -38,11 +38,15 @@ pub async fn run(mode: Mode) -> Result<(), String> {
                 data_dir: dir.path().to_owned(),
                 unseal_key_file: None,
                 plugins: Default::default(),
+                tls: None,
             };
             (config, Some(dir))
         }
     };
     let dev = _dev_dir.is_some();
+    // Configuration mistakes stop the server before it touches storage.
+    let tls = config.tls.as_ref().map(crate::tls::acceptor).transpose()?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
 
     let storage = Arc::new(SledStorage::open(&config.data_dir).map_err(|err| err.to_string())?);
     let barrier = Arc::new(Barrier::new(storage));
@@ -74,14 +78,16 @@ pub async fn run(mode: Mode) -> Result<(), String> {
             "leasehold is running in dev mode: storage in a temporary directory, already unsealed."
         );
         println!();
-        println!("    export LEASEHOLD_ADDR=http://{address}");
+        println!("    export LEASEHOLD_ADDR={scheme}://{address}");
         println!("    export LEASEHOLD_TOKEN={}", root_token.expose());
         println!();
         println!("Unseal key (one share): {}", share.as_str());
         println!("Root token: {}", root_token.expose());
-        println!("Vault clients work too: VAULT_ADDR=http://{address} VAULT_TOKEN=<root token>");
+        println!(
+            "Vault clients work too: VAULT_ADDR={scheme}://{address} VAULT_TOKEN=<root token>"
+        );
     }
-    println!("listening on http://{address}");
+    println!("listening on {scheme}://{address}");
 
     let policies = PolicyStore::new(barrier.clone());
     let audit = Arc::new(AuditRegistry::new(barrier.clone()));
@@ -93,37 +99,58 @@ pub async fn run(mode: Mode) -> Result<(), String> {
         audit,
     });
     // `LIST` becomes `GET ?list=true` before routing, so this wraps the router.
-    let app = tower::Layer::layer(&axum::middleware::from_fn(api::list_as_get), router);
-    let app = axum::ServiceExt::<axum::extract::Request>::into_make_service(app);
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .map_err(|err| format!("serving: {err}"))?;
+    let app = axum::Router::new()
+        .fallback_service(router)
+        .layer(axum::middleware::from_fn(api::list_as_get));
+    match tls {
+        Some(acceptor) => crate::tls::serve(listener, acceptor, app, shutdown_signal()).await,
+        None => axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown_signal())
+            .await
+            .map_err(|err| format!("serving: {err}"))?,
+    }
     tracing::info!("shut down");
     Ok(())
 }
 
+/// Unseals with the shares in `path`, one per line (hex or base64), for unattended
+/// restarts. Weaker than shares held by people: whoever reads the file can unseal.
 async fn unseal_from_file(lifecycle: &Lifecycle, path: &std::path::Path) -> Result<(), String> {
     let text = zeroize::Zeroizing::new(
         std::fs::read_to_string(path)
             .map_err(|err| format!("reading unseal key file {}: {err}", path.display()))?,
     );
-    let bytes = zeroize::Zeroizing::new(
-        hex::decode(text.trim())
-            .map_err(|_| format!("unseal key file {} does not hold a hex key", path.display()))?,
-    );
-    let key = UnsealKey::from_bytes(&bytes).ok_or_else(|| {
-        format!(
-            "unseal key file {} does not hold a 32-byte key",
+    let mut status = None;
+    for (number, line) in text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .enumerate()
+    {
+        let share = UnsealShare::parse(line).ok_or_else(|| {
+            format!(
+                "unseal key file {} line {}: not an unseal key share",
+                path.display(),
+                number + 1
+            )
+        })?;
+        status = Some(
+            lifecycle
+                .unseal(Some(share), false)
+                .await
+                .map_err(|err| format!("unsealing with {}: {err}", path.display()))?,
+        );
+    }
+    match status {
+        Some(status) if !status.sealed => {
+            tracing::info!("unsealed with the unseal key file");
+            Ok(())
+        }
+        _ => Err(format!(
+            "unseal key file {} does not hold enough shares to unseal",
             path.display()
-        )
-    })?;
-    lifecycle
-        .unseal_with_key(&key)
-        .await
-        .map_err(|err| format!("unsealing with {}: {err}", path.display()))?;
-    tracing::info!("unsealed with the unseal key file");
-    Ok(())
+        )),
+    }
 }
 
 async fn shutdown_signal() {

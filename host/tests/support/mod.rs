@@ -18,9 +18,14 @@ pub struct Server {
 impl Server {
     /// `leasehold server` with `args`, waiting until it listens.
     pub fn start(args: &[&str]) -> Self {
+        Self::start_logging(args, "info")
+    }
+
+    /// Like [`Server::start`], with `LEASEHOLD_LOG` set to `filter`.
+    pub fn start_logging(args: &[&str], filter: &str) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_leasehold"))
             .args(args)
-            .env("LEASEHOLD_LOG", "info")
+            .env("LEASEHOLD_LOG", filter)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -71,6 +76,12 @@ impl Server {
 
     /// Initializes with one share, unseals, and returns the root token.
     pub fn init_and_unseal(&self) -> String {
+        self.init_and_unseal_keeping_share().0
+    }
+
+    /// Initializes with one share, unseals, and returns the root token and the
+    /// share (to unseal again after a restart).
+    pub fn init_and_unseal_keeping_share(&self) -> (String, String) {
         let client = reqwest::blocking::Client::new();
         let init: serde_json::Value = client
             .put(self.url("sys/init"))
@@ -85,7 +96,20 @@ impl Server {
             .send()
             .unwrap();
         assert!(unsealed.status().is_success());
-        init["root_token"].as_str().unwrap().to_owned()
+        (
+            init["root_token"].as_str().unwrap().to_owned(),
+            init["keys"][0].as_str().unwrap().to_owned(),
+        )
+    }
+
+    /// Submits one unseal share.
+    pub fn unseal(&self, share: &str) {
+        let response = reqwest::blocking::Client::new()
+            .put(self.url("sys/unseal"))
+            .json(&serde_json::json!({ "key": share }))
+            .send()
+            .unwrap();
+        assert!(response.status().is_success());
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -113,7 +137,15 @@ impl Server {
 }
 
 impl Drop for Server {
+    /// SIGTERM first, so the server shuts down as it would in production (and a
+    /// `--dev` server removes its temporary directory); SIGKILL if it hangs.
     fn drop(&mut self) {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

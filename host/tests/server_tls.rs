@@ -1,0 +1,116 @@
+//! The listener over TLS: a real HTTPS client (curl) that trusts the server's
+//! certificate gets answers; plain HTTP does not; a bad key file stops startup
+//! with a clear error.
+
+mod support;
+
+use std::process::Command;
+use support::Server;
+
+fn self_signed(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let (cert, key) = (dir.join("tls.crt"), dir.join("tls.key"));
+    let status = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "1",
+        ])
+        .args([
+            "-subj",
+            "/CN=leasehold-test",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl is installed (scripts/setup)");
+    assert!(
+        status.status.success(),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    (cert, key)
+}
+
+#[test]
+fn the_api_is_served_over_tls_when_configured() {
+    let root = tempfile::tempdir().unwrap();
+    let (cert, key) = self_signed(root.path());
+    let config = root.path().join("leasehold.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen = \"127.0.0.1:0\"\ndata_dir = {:?}\n[tls]\ncert_file = {:?}\nkey_file = {:?}\n",
+            root.path().join("data").display().to_string(),
+            cert.display().to_string(),
+            key.display().to_string()
+        ),
+    )
+    .unwrap();
+    let server = Server::start(&["server", "--config", config.to_str().unwrap()]);
+    assert!(
+        server.base.starts_with("https://127.0.0.1:"),
+        "{}",
+        server.base
+    );
+
+    let curl = |extra: &[&str], url: String| {
+        Command::new("curl")
+            .args([
+                "-s",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                "--max-time",
+                "5",
+            ])
+            .args(extra)
+            .arg(url)
+            .output()
+            .unwrap()
+    };
+    let trusted = curl(
+        &["--cacert", cert.to_str().unwrap()],
+        server.url("sys/health"),
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&trusted.stdout),
+        "501",
+        "uninitialized health over HTTPS"
+    );
+    let untrusted = curl(&[], server.url("sys/health"));
+    assert!(
+        !untrusted.status.success(),
+        "an untrusted certificate was accepted"
+    );
+    let plain = curl(&[], server.url("sys/health").replace("https://", "http://"));
+    assert_ne!(
+        String::from_utf8_lossy(&plain.stdout),
+        "501",
+        "plain HTTP was served"
+    );
+
+    // A key that is not a key stops the server before it listens.
+    drop(server);
+    std::fs::write(&key, "not a key").unwrap();
+    let failed = Command::new(env!("CARGO_BIN_EXE_leasehold"))
+        .args(["server", "--config", config.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!failed.status.success());
+    let stderr = String::from_utf8_lossy(&failed.stderr);
+    assert!(
+        stderr.contains("TLS key") && stderr.contains("tls.key"),
+        "{stderr}"
+    );
+}
