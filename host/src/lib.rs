@@ -19,6 +19,7 @@ pub mod audit;
 pub mod auth;
 pub mod barrier;
 pub mod cli;
+mod clock;
 pub mod config;
 mod ids;
 pub mod lifecycle;

@@ -6,22 +6,12 @@ use super::body::JsonBody;
 use super::duration::Seconds;
 use super::response::{ApiError, Envelope};
 use crate::auth::{MAX_TTL, NewToken, Token, TokenEntry, TokenError};
+use crate::clock::{rfc3339, unix_now};
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
-fn rfc3339(unix: u64) -> String {
-    humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(unix)).to_string()
-}
 
 impl From<TokenError> for ApiError {
     fn from(err: TokenError) -> Self {
@@ -53,7 +43,7 @@ fn lookup_data(entry: &TokenEntry, id: Option<&Token>) -> Value {
         "path": entry.path,
         "policies": entry.policies,
         "renewable": entry.renewable,
-        "ttl": entry.ttl_remaining(now()),
+        "ttl": entry.ttl_remaining(unix_now()),
         "type": "service",
     });
     if let Some(token) = id {
@@ -71,7 +61,7 @@ fn auth_block(token: &Token, entry: &TokenEntry) -> Value {
         "token_policies": entry.policies,
         "identity_policies": null,
         "metadata": entry.meta,
-        "lease_duration": entry.ttl_remaining(now()),
+        "lease_duration": entry.ttl_remaining(unix_now()),
         "renewable": entry.renewable,
         "entity_id": "",
         "token_type": "service",

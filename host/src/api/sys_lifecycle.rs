@@ -6,6 +6,7 @@ use super::authorize::Caller;
 use super::body::JsonBody;
 use super::response::{ApiError, Envelope};
 use crate::barrier::UnsealShare;
+use crate::clock::{rfc3339, unix_now};
 use crate::lifecycle::{LifecycleError, SealStatus};
 use axum::Json;
 use axum::extract::{Query, State};
@@ -13,7 +14,6 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 const VERSION: &str = env!("CARGO_PKG_VERSION");
 
@@ -36,12 +36,6 @@ impl From<crate::barrier::BarrierError> for ApiError {
             other => ApiError::internal(other),
         }
     }
-}
-
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 /// Status-code overrides `sys/health` accepts.
@@ -278,9 +272,8 @@ pub async fn key_status(
     _caller: Caller,
 ) -> Result<Envelope, ApiError> {
     let status = state.barrier.key_status()?;
-    let installed = UNIX_EPOCH + Duration::from_secs(status.installed_at);
     Ok(Envelope::sys(json!({
         "term": status.term,
-        "install_time": humantime::format_rfc3339_seconds(installed).to_string(),
+        "install_time": rfc3339(status.installed_at),
     })))
 }

@@ -1,13 +1,13 @@
 //! Token entries, stored by hash.
 
 use crate::barrier::{Barrier, BarrierError, BarrierOp};
+use crate::clock::unix_now;
 use crate::ids::random_text;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 const BY_HASH: &str = "auth/token/id/";
 const BY_ACCESSOR: &str = "auth/token/accessor/";
@@ -47,12 +47,6 @@ impl Token {
     fn hash(&self) -> String {
         hex::encode(Sha256::digest(self.0.expose_secret().as_bytes()))
     }
-}
-
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 /// What a token may do and for how long. Holds no secret: the accessor names the
@@ -157,7 +151,7 @@ impl TokenStore {
             policies: vec!["root".into()],
             display_name: "root".into(),
             meta: BTreeMap::new(),
-            creation_time: now(),
+            creation_time: unix_now(),
             ttl: 0,
             expire_time: None,
             orphan: true,
@@ -203,7 +197,7 @@ impl TokenStore {
 
     /// Creates a token.
     pub async fn create(&self, new: NewToken) -> Result<(Token, TokenEntry), TokenError> {
-        let now = now();
+        let now = unix_now();
         let mut entry = TokenEntry {
             accessor: random_text(24),
             policies: new.policies,
@@ -254,7 +248,7 @@ impl TokenStore {
             .entry_by_hash(&hash)
             .await?
             .ok_or(TokenError::Unknown)?;
-        if entry.is_expired(now()) {
+        if entry.is_expired(unix_now()) {
             return Err(TokenError::Unknown);
         }
         Ok(entry)
@@ -271,7 +265,7 @@ impl TokenStore {
         if !entry.renewable {
             return Err(TokenError::NotRenewable);
         }
-        let now = now();
+        let now = unix_now();
         let wanted = now + increment.filter(|i| *i > 0).unwrap_or(entry.ttl);
         let max = Self::max_expiry(&entry);
         let expire_time = wanted.min(max);
@@ -332,7 +326,7 @@ impl TokenStore {
             return Err(TokenError::Unknown);
         };
         let entry: TokenEntry = serde_json::from_slice(&bytes).map_err(|_| TokenError::Corrupt)?;
-        if entry.is_expired(now()) {
+        if entry.is_expired(unix_now()) {
             return Err(TokenError::Unknown);
         }
         Ok(entry)

@@ -14,11 +14,11 @@ mod unseal;
 
 pub use unseal::{UnsealKey, UnsealShare, combine, split};
 
+use crate::clock::unix_now;
 use crate::storage::{Storage, StorageError, StorageOp};
 use keyring::Keyring;
 use serde::{Deserialize, Serialize};
 use std::sync::{Arc, RwLock};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Storage keys the barrier keeps for itself.
 const SEAL_CONFIG: &str = "core/seal-config";
@@ -74,12 +74,6 @@ pub struct KeyStatus {
     pub installed_at: u64,
 }
 
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
 /// What an unsealed barrier holds in memory (wiped on seal and drop).
 struct OpenKeys {
     root: cipher::Key,
@@ -131,7 +125,7 @@ impl Barrier {
             return Err(BarrierError::AlreadyInitialized);
         }
         let root = cipher::Key::generate();
-        let keyring = Keyring::new(now());
+        let keyring = Keyring::new(unix_now());
         let ops = vec![
             StorageOp::Put(
                 ROOT_KEY.into(),
@@ -286,7 +280,7 @@ impl Barrier {
     pub async fn rotate(&self) -> Result<KeyStatus, BarrierError> {
         let _guard = self.rotating.lock().await;
         let current = self.keys()?;
-        let rotated = current.ring.rotated(now());
+        let rotated = current.ring.rotated(unix_now());
         self.storage
             .put(
                 KEYRING,
