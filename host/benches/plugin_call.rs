@@ -92,18 +92,19 @@ fn main() -> anyhow::Result<()> {
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         bare::Plugin::add_to_linker::<_, HasSelf<BareState>>(&mut linker, |s| s)?;
         let pre = bare::PluginPre::new(linker.instantiate_pre(&component)?)?;
+        // The same lease, as the bare bindings' own record type.
+        let lease = lease();
         let bare_lease = bare::exports::leasehold::provider::provider::LeaseInfo {
-            lease_id: "bench/creds/noop/1".into(),
-            mount: "bench".into(),
-            role: "noop".into(),
-            requester: "bench".into(),
-            issued_at: 1_700_000_000,
-            ttl_seconds: 60,
-            expires_at: 1_700_000_060,
+            lease_id: lease.lease_id.clone(),
+            mount: lease.mount.clone(),
+            role: lease.role.clone(),
+            requester: lease.requester.clone(),
+            issued_at: lease.issued_at,
+            ttl_seconds: lease.ttl_seconds,
+            expires_at: lease.expires_at,
         };
         let (bare_config, bare_role) = ("{}".to_owned(), "{}".to_owned());
 
-        let lease = lease();
         let mut sandboxed = Vec::with_capacity(ROUNDS * CALLS_PER_ROUND);
         let mut bare = Vec::with_capacity(ROUNDS * CALLS_PER_ROUND);
         for round in 0..=ROUNDS {
