@@ -12,9 +12,20 @@
 //! # key_file = "/etc/leasehold/tls.key"
 //!
 //! [plugins]
+//! # Where `leasehold plugin register -command FILE` looks for components.
+//! # directory = "/var/lib/leasehold/plugins"
 //! memory_limit_mb = 64
 //! call_timeout_seconds = 10
 //! max_instances = 128
+//!
+//! [leases]
+//! revocation_workers = 32
+//! revocations_per_connection = 4
+//! retry_base_seconds = 10
+//! retry_max_seconds = 1800
+//! # Keep retrying a failed revocation this long before calling it irrevocable.
+//! retry_budget_seconds = 86400
+//! irrevocable_retry_seconds = 86400
 //! ```
 
 use serde::Deserialize;
@@ -35,9 +46,12 @@ pub struct ServerConfig {
     /// for unattended restarts.
     #[serde(default)]
     pub unseal_key_file: Option<PathBuf>,
-    /// Plugin sandbox limits.
+    /// Plugin directory and sandbox limits.
     #[serde(default)]
-    pub plugins: PluginLimits,
+    pub plugins: PluginSettings,
+    /// Revocation workers and retries.
+    #[serde(default)]
+    pub leases: LeaseSettings,
     /// Serve HTTPS with this certificate and key; plain HTTP without it.
     #[serde(default)]
     pub tls: Option<TlsFiles>,
@@ -53,10 +67,13 @@ pub struct TlsFiles {
     pub key_file: PathBuf,
 }
 
-/// Limits for every plugin call.
+/// Where plugins come from, and limits for every plugin call.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct PluginLimits {
+pub struct PluginSettings {
+    /// Directory of components that `sys/plugins/catalog` may register by file
+    /// name (`command`).
+    pub directory: Option<PathBuf>,
     /// Linear memory per plugin instance, in MiB.
     pub memory_limit_mb: usize,
     /// Wall-clock limit per call, in seconds.
@@ -65,9 +82,10 @@ pub struct PluginLimits {
     pub max_instances: u32,
 }
 
-impl Default for PluginLimits {
+impl Default for PluginSettings {
     fn default() -> Self {
         Self {
+            directory: None,
             memory_limit_mb: 64,
             call_timeout_seconds: 10,
             max_instances: 128,
@@ -75,7 +93,7 @@ impl Default for PluginLimits {
     }
 }
 
-impl PluginLimits {
+impl PluginSettings {
     /// The runtime configuration these limits stand for.
     pub fn runtime_config(&self, cache_dir: Option<PathBuf>) -> crate::plugin::RuntimeConfig {
         crate::plugin::RuntimeConfig {
@@ -83,6 +101,39 @@ impl PluginLimits {
             call_timeout: Duration::from_secs(self.call_timeout_seconds),
             max_instances: self.max_instances,
             cache_dir,
+        }
+    }
+}
+
+/// How expired and revoked leases are worked off.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LeaseSettings {
+    /// Revocations that may run at once.
+    pub revocation_workers: usize,
+    /// Revocations that may run at once against one connection, so one slow or
+    /// dead target cannot hold every worker.
+    pub revocations_per_connection: usize,
+    /// Wait after the first failed revocation; doubles with each failure.
+    pub retry_base_seconds: u64,
+    /// Longest wait between two attempts.
+    pub retry_max_seconds: u64,
+    /// How long failed revocations are retried before the lease is irrevocable
+    /// (Vault gives up after about 10 minutes; a day rides out real outages).
+    pub retry_budget_seconds: u64,
+    /// How often an irrevocable lease is tried again.
+    pub irrevocable_retry_seconds: u64,
+}
+
+impl Default for LeaseSettings {
+    fn default() -> Self {
+        Self {
+            revocation_workers: 32,
+            revocations_per_connection: 4,
+            retry_base_seconds: 10,
+            retry_max_seconds: 1800,
+            retry_budget_seconds: 86_400,
+            irrevocable_retry_seconds: 86_400,
         }
     }
 }

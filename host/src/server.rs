@@ -6,9 +6,12 @@ use crate::api::{self, AppState};
 use crate::audit::AuditRegistry;
 use crate::auth::TokenStore;
 use crate::barrier::{Barrier, UnsealShare};
+use crate::catalog::Catalog;
 use crate::config::ServerConfig;
 use crate::lifecycle::Lifecycle;
+use crate::plugin::Runtime;
 use crate::policy::PolicyStore;
+use crate::secrets::Secrets;
 use crate::storage::SledStorage;
 use std::sync::Arc;
 
@@ -38,6 +41,7 @@ pub async fn run(mode: Mode) -> Result<(), String> {
                 data_dir: dir.path().to_owned(),
                 unseal_key_file: None,
                 plugins: Default::default(),
+                leases: Default::default(),
                 tls: None,
             };
             (config, Some(dir))
@@ -52,6 +56,21 @@ pub async fn run(mode: Mode) -> Result<(), String> {
     let barrier = Arc::new(Barrier::new(storage));
     let tokens = TokenStore::new(barrier.clone());
     let lifecycle = Arc::new(Lifecycle::new(barrier.clone(), tokens.clone()));
+    let cache_dir = if dev {
+        user_cache_dir()
+    } else {
+        Some(config.data_dir.join("plugin-cache"))
+    };
+    let runtime = Runtime::new(config.plugins.runtime_config(cache_dir))
+        .map_err(|err| format!("starting the plugin runtime: {err}"))?;
+    let catalog = Arc::new(Catalog::new(barrier.clone(), Arc::new(runtime)));
+    let secrets = Arc::new(Secrets::new(
+        barrier.clone(),
+        catalog,
+        config.leases.clone(),
+    ));
+    tokio::spawn(secrets.leases.clone().run_worker());
+    crate::metrics::handle();
 
     let banner = if dev {
         let initialized = lifecycle.init(1, 1).await.map_err(|err| err.to_string())?;
@@ -60,10 +79,12 @@ pub async fn run(mode: Mode) -> Result<(), String> {
             .unseal(Some(initialized.shares[0].clone()), false)
             .await
             .map_err(|err| err.to_string())?;
+        activate(&secrets).await;
         Some((share, initialized.root_token))
     } else {
         if let Some(path) = &config.unseal_key_file {
             unseal_from_file(&lifecycle, path).await?;
+            activate(&secrets).await;
         }
         None
     };
@@ -97,6 +118,8 @@ pub async fn run(mode: Mode) -> Result<(), String> {
         tokens,
         policies,
         audit,
+        secrets,
+        plugin_dir: config.plugins.directory.clone(),
     });
     // `LIST` becomes `GET ?list=true` before routing, so this wraps the router.
     let app = axum::Router::new()
@@ -111,6 +134,26 @@ pub async fn run(mode: Mode) -> Result<(), String> {
     }
     tracing::info!("shut down");
     Ok(())
+}
+
+/// What follows every unseal: bundled plugins registered, pending leases of a
+/// process that died mid-create revoked. A failure is logged, not fatal: the
+/// worker keeps retrying what it could not revoke.
+pub async fn activate(secrets: &Secrets) {
+    if let Err(err) = secrets.activate().await {
+        tracing::error!(error = %err, "after unseal: registering bundled plugins or recovering leases failed");
+    }
+}
+
+/// Compiled plugins for `--dev` survive its temporary data directory here, so a
+/// second start is fast.
+fn user_cache_dir() -> Option<std::path::PathBuf> {
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(std::path::PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME").map(|home| std::path::PathBuf::from(home).join(".cache"))
+        })?;
+    Some(base.join("leasehold").join("plugins"))
 }
 
 /// Unseals with the shares in `path`, one per line (hex or base64), for unattended

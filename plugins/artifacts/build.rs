@@ -13,9 +13,13 @@ use std::process::Command;
 const COMPONENTS: &[(&str, &str)] = &[
     ("NOOP", "leasehold-plugin-noop"),
     ("HTPASSWD", "leasehold-plugin-htpasswd"),
+    ("GATED", "leasehold-fixture-gated"),
     ("HOSTILE", "leasehold-fixture-hostile"),
     ("WRONG_WORLD", "leasehold-fixture-wrong-world"),
 ];
+
+/// The components the server ships inside its binary.
+const BUNDLED: &[&str] = &["NOOP", "HTPASSWD"];
 
 /// Cargo profile for plugins (see the workspace `Cargo.toml`).
 const PROFILE: &str = "plugin";
@@ -82,6 +86,14 @@ fn main() {
             path_str(&path)
         )
         .unwrap();
+        if BUNDLED.contains(name) {
+            writeln!(
+                constants,
+                "/// The bytes of the `{package}` component, for the server to bundle.\npub static {name}_WASM: &[u8] = include_bytes!({:?});",
+                path_str(&path)
+            )
+            .unwrap();
+        }
     }
     let out_dir = PathBuf::from(env::var("OUT_DIR").unwrap());
     std::fs::write(out_dir.join("artifacts.rs"), constants).unwrap();

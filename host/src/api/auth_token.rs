@@ -329,8 +329,29 @@ pub async fn revoke_self(
     State(state): State<AppState>,
     caller: Caller,
 ) -> Result<StatusCode, ApiError> {
-    state.tokens.revoke(&caller.token).await?;
+    revoke_tree(&state, &caller.token).await
+}
+
+/// Revokes a token's leases and its descendants' leases, then the tokens: a
+/// lease never outlives the token that asked for it. Leases whose revocation
+/// fails stay queued for retry; the tokens go regardless.
+async fn revoke_tree(state: &AppState, token: &Token) -> Result<StatusCode, ApiError> {
+    if let Some(accessor) = state.tokens.accessor_of(token).await? {
+        revoke_accessor_tree(state, &accessor).await?;
+    }
     Ok(StatusCode::NO_CONTENT)
+}
+
+async fn revoke_accessor_tree(state: &AppState, accessor: &str) -> Result<(), ApiError> {
+    let family = state.tokens.family(accessor).await?;
+    state
+        .secrets
+        .leases
+        .revoke_for_tokens(&family)
+        .await
+        .map_err(ApiError::from)?;
+    state.tokens.revoke_accessor(accessor).await?;
+    Ok(())
 }
 
 /// `POST auth/token/revoke`: the token and its descendants.
@@ -339,11 +360,7 @@ pub async fn revoke(
     _caller: Caller,
     JsonBody(body): JsonBody<TokenBody>,
 ) -> Result<StatusCode, ApiError> {
-    state
-        .tokens
-        .revoke(&Token::from_request(&body.token))
-        .await?;
-    Ok(StatusCode::NO_CONTENT)
+    revoke_tree(&state, &Token::from_request(&body.token)).await
 }
 
 /// `POST auth/token/revoke-accessor`.
@@ -352,6 +369,6 @@ pub async fn revoke_accessor(
     _caller: Caller,
     JsonBody(body): JsonBody<AccessorBody>,
 ) -> Result<StatusCode, ApiError> {
-    state.tokens.revoke_accessor(&body.accessor).await?;
+    revoke_accessor_tree(&state, &body.accessor).await?;
     Ok(StatusCode::NO_CONTENT)
 }

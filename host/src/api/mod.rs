@@ -10,9 +10,13 @@ mod auth_token;
 mod authorize;
 pub mod body;
 mod duration;
+mod mount_paths;
 pub mod response;
 mod sys_audit;
+mod sys_leases;
 mod sys_lifecycle;
+mod sys_mounts;
+mod sys_plugins;
 mod sys_policy;
 
 pub use authorize::list_as_get;
@@ -22,6 +26,7 @@ use crate::auth::TokenStore;
 use crate::barrier::Barrier;
 use crate::lifecycle::Lifecycle;
 use crate::policy::PolicyStore;
+use crate::secrets::Secrets;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::Method;
@@ -44,6 +49,10 @@ pub struct AppState {
     pub policies: PolicyStore,
     /// Audit devices.
     pub audit: Arc<AuditRegistry>,
+    /// Mounts, connections, roles, leases.
+    pub secrets: Arc<Secrets>,
+    /// Where `sys/plugins/catalog` finds components named by file.
+    pub plugin_dir: Option<std::path::PathBuf>,
 }
 
 /// Paths that work while sealed.
@@ -130,7 +139,63 @@ pub fn router(state: AppState) -> Router {
                 .delete(sys_audit::disable),
         )
         .route("/v1/sys/audit-hash/{*path}", write(sys_audit::hash))
-        .fallback(no_route)
+        .route("/v1/sys/plugins/catalog", get(sys_plugins::catalog))
+        .route("/v1/sys/plugins/catalog/{kind}", get(sys_plugins::list))
+        .route(
+            "/v1/sys/plugins/catalog/{kind}/{name}",
+            get(sys_plugins::read)
+                .put(sys_plugins::register)
+                .post(sys_plugins::register)
+                .delete(sys_plugins::deregister)
+                .layer(DefaultBodyLimit::max(sys_plugins::MAX_COMPONENT_BYTES)),
+        )
+        .route("/v1/sys/mounts", get(sys_mounts::list))
+        .route(
+            "/v1/sys/mounts/{*path}",
+            get(sys_mounts::read)
+                .put(sys_mounts::mount)
+                .post(sys_mounts::mount)
+                .delete(sys_mounts::unmount),
+        )
+        .route("/v1/sys/leases", get(sys_leases::irrevocable))
+        .route("/v1/sys/leases/count", get(sys_leases::count))
+        .route("/v1/sys/leases/renew", write(sys_leases::renew))
+        .route(
+            "/v1/sys/leases/renew/{*lease_id}",
+            write(sys_leases::renew_path),
+        )
+        .route("/v1/sys/renew", write(sys_leases::renew))
+        .route("/v1/sys/renew/{*lease_id}", write(sys_leases::renew_path))
+        .route("/v1/sys/leases/revoke", write(sys_leases::revoke))
+        .route(
+            "/v1/sys/leases/revoke/{*lease_id}",
+            write(sys_leases::revoke_path),
+        )
+        .route("/v1/sys/revoke", write(sys_leases::revoke))
+        .route("/v1/sys/revoke/{*lease_id}", write(sys_leases::revoke_path))
+        .route(
+            "/v1/sys/leases/lookup",
+            write(sys_leases::lookup).get(sys_leases::list_root),
+        )
+        .route("/v1/sys/leases/lookup/{*prefix}", get(sys_leases::list))
+        .route(
+            "/v1/sys/leases/revoke-prefix/{*prefix}",
+            write(sys_leases::revoke_prefix),
+        )
+        .route(
+            "/v1/sys/revoke-prefix/{*prefix}",
+            write(sys_leases::revoke_prefix),
+        )
+        .route(
+            "/v1/sys/leases/revoke-force/{*prefix}",
+            write(sys_leases::revoke_force),
+        )
+        .route(
+            "/v1/sys/revoke-force/{*prefix}",
+            write(sys_leases::revoke_force),
+        )
+        .route("/v1/sys/metrics", get(sys_leases::metrics))
+        .fallback(mount_paths::dispatch)
         .method_not_allowed_fallback(method_not_allowed)
         // Innermost first: authorization, then audit around it (so denied requests
         // are recorded too), then the sealed gate outside everything.
@@ -145,10 +210,6 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::from_fn_with_state(state.clone(), sealed_gate))
         .layer(DefaultBodyLimit::max(body::MAX_BODY_BYTES))
         .with_state(state)
-}
-
-async fn no_route(request: Request) -> ApiError {
-    ApiError::no_route(request.uri().path())
 }
 
 async fn method_not_allowed(method: Method) -> ApiError {

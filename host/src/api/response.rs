@@ -114,6 +114,21 @@ impl Envelope {
         envelope
     }
 
+    /// The envelope of a leased secret (or a renewal): its lease, and `data`.
+    pub fn lease(
+        lease_id: &str,
+        renewable: bool,
+        lease_duration: u64,
+        data: Option<Value>,
+    ) -> Self {
+        let mut envelope = Self::data(Value::Null);
+        envelope.lease_id = lease_id.to_owned();
+        envelope.renewable = renewable;
+        envelope.lease_duration = lease_duration;
+        envelope.data = data;
+        envelope
+    }
+
     /// Adds a warning.
     pub fn warn(mut self, warning: impl Into<String>) -> Self {
         self.warnings

@@ -244,7 +244,11 @@ pub async fn unseal(
         None if reset => None,
         None => return Err(ApiError::bad_request("missing `key` (or `reset: true`)")),
     };
+    let was_sealed = state.barrier.is_sealed();
     let status = state.lifecycle.unseal(share, reset).await?;
+    if was_sealed && !status.sealed {
+        crate::server::activate(&state.secrets).await;
+    }
     Ok(Json(seal_status_body(&status)))
 }
 
@@ -252,6 +256,7 @@ pub async fn unseal(
 pub async fn seal(State(state): State<AppState>, caller: Caller) -> Result<StatusCode, ApiError> {
     state.lifecycle.seal().await;
     state.audit.forget();
+    state.secrets.mounts.forget();
     tracing::warn!(accessor = %caller.entry.accessor, "sealed by request");
     Ok(StatusCode::NO_CONTENT)
 }

@@ -26,18 +26,27 @@ pub struct ListQuery {
     list: Option<String>,
 }
 
+impl ListQuery {
+    /// 405 unless this is a `LIST` (or `GET ?list=true`).
+    pub fn require(&self) -> Result<(), ApiError> {
+        if self.list.as_deref() == Some("true") {
+            Ok(())
+        } else {
+            Err(ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "use LIST (or GET with ?list=true)",
+            ))
+        }
+    }
+}
+
 /// `LIST sys/policies/acl`.
 pub async fn list(
     State(state): State<AppState>,
     _caller: Caller,
     Query(query): Query<ListQuery>,
 ) -> Result<Envelope, ApiError> {
-    if query.list.as_deref() != Some("true") {
-        return Err(ApiError::new(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "use LIST (or GET with ?list=true)",
-        ));
-    }
+    query.require()?;
     Ok(Envelope::sys(
         json!({ "keys": state.policies.list().await? }),
     ))

@@ -309,10 +309,37 @@ impl TokenStore {
 
     /// Revokes `token` and its descendants.
     pub async fn revoke(&self, token: &Token) -> Result<usize, TokenError> {
-        match self.entry_by_hash(&token.hash()).await? {
-            Some(entry) => self.revoke_accessor(&entry.accessor).await,
+        match self.accessor_of(token).await? {
+            Some(accessor) => self.revoke_accessor(&accessor).await,
             None => Ok(0),
         }
+    }
+
+    /// The accessor of `token`, expired or not, if it is stored.
+    pub async fn accessor_of(&self, token: &Token) -> Result<Option<String>, TokenError> {
+        Ok(self
+            .entry_by_hash(&token.hash())
+            .await?
+            .map(|entry| entry.accessor))
+    }
+
+    /// `accessor` and the accessors of every descendant that is not an orphan:
+    /// what [`Self::revoke_accessor`] removes, for revoking their leases first.
+    pub async fn family(&self, accessor: &str) -> Result<Vec<String>, TokenError> {
+        let mut family = Vec::new();
+        let mut pending = vec![accessor.to_owned()];
+        while let Some(accessor) = pending.pop() {
+            let prefix = format!("{CHILDREN}{accessor}/");
+            pending.extend(
+                self.barrier
+                    .list(&prefix)
+                    .await?
+                    .iter()
+                    .map(|child| child[prefix.len()..].to_owned()),
+            );
+            family.push(accessor);
+        }
+        Ok(family)
     }
 
     /// The entry of a live token; [`TokenError::Unknown`] for an unknown or expired

@@ -93,6 +93,7 @@ impl Plugin {
         let config = secret_copy(config);
         let role = role.map(str::to_owned);
         self.call(
+            "validate",
             scope,
             async |plugin: &bindings::Plugin, store: &mut Store<Sandbox>| {
                 plugin
@@ -116,6 +117,7 @@ impl Plugin {
         let role = role.to_owned();
         let issued = self
             .call(
+                "create",
                 scope,
                 async |plugin: &bindings::Plugin, store: &mut Store<Sandbox>| {
                     plugin
@@ -152,6 +154,7 @@ impl Plugin {
         let (config, handle) = (secret_copy(config), secret_copy(handle));
         let role = role.to_owned();
         self.call(
+            "renew",
             scope,
             async |plugin: &bindings::Plugin, store: &mut Store<Sandbox>| {
                 plugin
@@ -177,6 +180,7 @@ impl Plugin {
         let handle = handle.map(secret_copy);
         let role = role.to_owned();
         self.call(
+            "revoke",
             scope,
             async |plugin: &bindings::Plugin, store: &mut Store<Sandbox>| {
                 plugin
@@ -202,6 +206,7 @@ impl Plugin {
     ) -> Result<SecretString, PluginError> {
         let config = secret_copy(config);
         self.call(
+            "rotate_root",
             scope,
             async |plugin: &bindings::Plugin, store: &mut Store<Sandbox>| {
                 plugin
@@ -214,8 +219,10 @@ impl Plugin {
         .map(SecretString::from)
     }
 
+    /// Runs one export in a fresh sandbox, timing it for the metrics.
     async fn call<R>(
         &self,
+        operation: &'static str,
         scope: &CallScope,
         export: impl AsyncFnOnce(&bindings::Plugin, &mut Store<Sandbox>) -> ExportResult<R>,
     ) -> Result<R, PluginError> {
@@ -223,7 +230,16 @@ impl Plugin {
             plugin: Arc::from(self.info.name.as_str()),
             mount: Arc::from(scope.mount.as_str()),
         };
-        run_in_sandbox(&self.runtime, &self.pre, &scope.grants, labels, export).await
+        let started = std::time::Instant::now();
+        let result = run_in_sandbox(&self.runtime, &self.pre, &scope.grants, labels, export).await;
+        let plugin = self.info.name.clone();
+        metrics::histogram!("leasehold_plugin_call_seconds", "plugin" => plugin.clone(), "operation" => operation)
+            .record(started.elapsed().as_secs_f64());
+        if let Err(err) = &result {
+            metrics::counter!("leasehold_plugin_errors_total", "plugin" => plugin, "operation" => operation, "kind" => err.kind())
+                .increment(1);
+        }
+        result
     }
 }
 

@@ -62,11 +62,16 @@ impl Server {
 
     /// A server on `data_dir` with a config file, on a free port.
     pub fn with_data_dir(data_dir: &Path) -> Self {
+        Self::with_config(data_dir, "")
+    }
+
+    /// Like [`Server::with_data_dir`], with more TOML after the basics.
+    pub fn with_config(data_dir: &Path, extra: &str) -> Self {
         let config = data_dir.with_extension("toml");
         std::fs::write(
             &config,
             format!(
-                "listen = \"127.0.0.1:0\"\ndata_dir = {:?}\n",
+                "listen = \"127.0.0.1:0\"\ndata_dir = {:?}\n{extra}",
                 data_dir.display().to_string()
             ),
         )
@@ -134,12 +139,105 @@ impl Server {
     pub fn output(&self) -> String {
         self.output.lock().unwrap().clone()
     }
+
+    /// Kills the process with SIGKILL: no shutdown, no flush beyond what each
+    /// acknowledged write already did.
+    pub fn kill9(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// A client for the API with `token`.
+    pub fn api(&self, token: &str) -> Api {
+        Api {
+            client: reqwest::blocking::Client::new(),
+            base: self.base.clone(),
+            token: token.to_owned(),
+        }
+    }
+}
+
+/// A Vault-style API client: every call returns the status and the JSON body
+/// (`null` for an empty body).
+pub struct Api {
+    client: reqwest::blocking::Client,
+    pub base: String,
+    pub token: String,
+}
+
+impl Api {
+    /// `method path` with an optional JSON body.
+    pub fn call(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let mut request = self
+            .client
+            .request(method, format!("{}/v1/{path}", self.base))
+            .header("X-Vault-Token", &self.token)
+            .timeout(Duration::from_secs(60));
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().unwrap();
+        let status = response.status().as_u16();
+        let text = response.text().unwrap();
+        let value = if text.trim().is_empty() {
+            serde_json::Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text))
+        };
+        (status, value)
+    }
+
+    pub fn get(&self, path: &str) -> (u16, serde_json::Value) {
+        self.call("GET", path, None)
+    }
+
+    pub fn put(&self, path: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
+        self.call("PUT", path, Some(body))
+    }
+
+    pub fn list(&self, path: &str) -> (u16, serde_json::Value) {
+        self.call("LIST", path, None)
+    }
+
+    pub fn delete(&self, path: &str) -> (u16, serde_json::Value) {
+        self.call("DELETE", path, None)
+    }
+
+    /// `PUT` that must answer 2xx.
+    pub fn ok(&self, path: &str, body: serde_json::Value) -> serde_json::Value {
+        let (status, reply) = self.put(path, body);
+        assert!((200..300).contains(&status), "PUT {path}: {status} {reply}");
+        reply
+    }
+}
+
+/// Polls `check` every 100 ms until it holds or `limit` passes.
+pub fn eventually(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        if check() {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 impl Drop for Server {
     /// SIGTERM first, so the server shuts down as it would in production (and a
     /// `--dev` server removes its temporary directory); SIGKILL if it hangs.
     fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(Some(_))) {
+            return;
+        }
         let pid = self.child.id().to_string();
         let _ = Command::new("kill").args(["-TERM", &pid]).status();
         let deadline = Instant::now() + Duration::from_secs(5);

@@ -1,0 +1,153 @@
+//! `sys/mounts`: mount a catalog plugin at a path, list and read mounts, and
+//! disable one (revoking its leases first).
+
+use super::AppState;
+use super::authorize::Caller;
+use super::body::JsonBody;
+use super::duration::Seconds;
+use super::response::{ApiError, Envelope};
+use crate::secrets::MountEntry;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+fn mount_json(mount: &MountEntry) -> Value {
+    json!({
+        "type": mount.kind,
+        "description": mount.description,
+        "accessor": mount.accessor,
+        "uuid": mount.uuid,
+        "config": {
+            "default_lease_ttl": mount.default_lease_ttl,
+            "max_lease_ttl": mount.max_lease_ttl,
+            "force_no_cache": false,
+        },
+        "options": {},
+        "local": false,
+        "seal_wrap": false,
+        "external_entropy_access": false,
+        "plugin_version": mount.plugin_version.clone().unwrap_or_default(),
+        "running_plugin_version": mount.plugin_version.clone().unwrap_or_default(),
+    })
+}
+
+/// `GET sys/mounts`.
+pub async fn list(State(state): State<AppState>, _caller: Caller) -> Result<Envelope, ApiError> {
+    let mounts: Map<String, Value> = state
+        .secrets
+        .mounts
+        .all()
+        .await?
+        .values()
+        .map(|m| (m.path.clone(), mount_json(m)))
+        .collect();
+    Ok(Envelope::sys(Value::Object(mounts)))
+}
+
+/// `GET sys/mounts/:path`.
+pub async fn read(
+    State(state): State<AppState>,
+    _caller: Caller,
+    Path(path): Path<String>,
+) -> Result<Envelope, ApiError> {
+    let path = crate::secrets::normalize(&path).map_err(ApiError::bad_request)?;
+    let mounts = state.secrets.mounts.all().await?;
+    let mount = mounts.get(&path).ok_or_else(ApiError::not_found)?;
+    Ok(Envelope::sys(mount_json(mount)))
+}
+
+/// `config` of a mount request.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct MountConfigBody {
+    #[serde(default)]
+    default_lease_ttl: Option<Seconds>,
+    #[serde(default)]
+    max_lease_ttl: Option<Seconds>,
+    #[serde(default)]
+    force_no_cache: Option<bool>,
+}
+
+/// Body of `POST sys/mounts/:path`, with the fields Vault clients send (as
+/// nulls when unset).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MountBody {
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    config: Option<MountConfigBody>,
+    #[serde(default)]
+    options: Option<Map<String, Value>>,
+    #[serde(default)]
+    plugin_name: Option<String>,
+    #[serde(default)]
+    plugin_version: Option<String>,
+    #[serde(default)]
+    local: Option<bool>,
+    #[serde(default)]
+    seal_wrap: Option<bool>,
+    #[serde(default)]
+    external_entropy_access: Option<bool>,
+}
+
+/// `POST sys/mounts/:path`.
+pub async fn mount(
+    State(state): State<AppState>,
+    _caller: Caller,
+    Path(path): Path<String>,
+    JsonBody(body): JsonBody<MountBody>,
+) -> Result<StatusCode, ApiError> {
+    if body.local == Some(true) || body.seal_wrap == Some(true) {
+        return Err(ApiError::bad_request(
+            "`local` and `seal_wrap` are not supported: every mount is local and every value is encrypted",
+        ));
+    }
+    let _ = (body.options, body.external_entropy_access);
+    let kind = match (body.kind.as_str(), body.plugin_name) {
+        ("plugin", Some(name)) => name,
+        ("plugin", None) => {
+            return Err(ApiError::bad_request("type `plugin` needs `plugin_name`"));
+        }
+        (kind, _) => kind.to_owned(),
+    };
+    let config = body.config.unwrap_or_default();
+    let _ = config.force_no_cache;
+    state
+        .secrets
+        .mount(
+            &path,
+            &kind,
+            body.plugin_version.as_deref(),
+            body.description.unwrap_or_default(),
+            config.default_lease_ttl.unwrap_or_default().0,
+            config.max_lease_ttl.unwrap_or_default().0,
+        )
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `?force=true`.
+#[derive(Deserialize)]
+pub struct ForceQuery {
+    #[serde(default)]
+    force: Option<bool>,
+}
+
+/// `DELETE sys/mounts/:path`: revokes the mount's leases, then removes it with
+/// its connections and roles.
+pub async fn unmount(
+    State(state): State<AppState>,
+    _caller: Caller,
+    Path(path): Path<String>,
+    Query(query): Query<ForceQuery>,
+) -> Result<StatusCode, ApiError> {
+    state
+        .secrets
+        .unmount(&path, query.force.unwrap_or(false))
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,331 @@
+//! The plugin catalog: which components may be mounted, by name and version.
+//!
+//! An entry is registered with the component's SHA-256, which must match the
+//! bytes; the name and version come from the component's own `info`, so a
+//! catalog entry cannot lie about what it runs. Entries and bytes live in the
+//! barrier: `sys/plugins/catalog/<name>/<version>` and `sys/plugins/wasm/<sha256>`.
+//! Compiled plugins are kept in memory by SHA-256.
+
+use crate::barrier::{Barrier, BarrierError, BarrierOp};
+use crate::clock::unix_now;
+use crate::plugin::{Plugin, Runtime};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+const ENTRIES: &str = "sys/plugins/catalog/";
+const BYTES: &str = "sys/plugins/wasm/";
+
+/// The plugins compiled into the server, registered at first start.
+pub const BUNDLED: &[&[u8]] = &[
+    leasehold_plugin_artifacts::NOOP_WASM,
+    leasehold_plugin_artifacts::HTPASSWD_WASM,
+];
+
+/// One registered version of a plugin.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CatalogEntry {
+    /// The plugin's name, from its `info`.
+    pub name: String,
+    /// Its version, from its `info`.
+    pub version: String,
+    /// SHA-256 of the component, hex.
+    pub sha256: String,
+    /// One line from the plugin.
+    pub description: String,
+    /// Whether the server ships it.
+    pub builtin: bool,
+    /// When it was registered.
+    pub registered_at: u64,
+    /// JSON Schema of the connection config.
+    pub config_schema: String,
+    /// JSON Schema of a role.
+    pub role_schema: String,
+    /// Whether its `renew` does something.
+    pub can_renew: bool,
+    /// Whether it implements `rotate-root`.
+    pub can_rotate_root: bool,
+}
+
+/// Why a registration or lookup failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    /// The bytes do not hash to the given SHA-256.
+    #[error("sha256 mismatch: the component's SHA-256 is {actual}, not the {expected} given")]
+    ShaMismatch {
+        /// What the request said.
+        expected: String,
+        /// What the bytes hash to.
+        actual: String,
+    },
+    /// The bytes are not a plugin component.
+    #[error("not a usable plugin: {0}")]
+    Invalid(String),
+    /// The name in the path is not the plugin's own.
+    #[error("the component is the plugin `{actual}`, not `{requested}`")]
+    WrongName {
+        /// The path's name.
+        requested: String,
+        /// The plugin's name.
+        actual: String,
+    },
+    /// The version in the request is not the plugin's own.
+    #[error("the component is version {actual} of the plugin, not {requested}")]
+    WrongVersion {
+        /// The request's version.
+        requested: String,
+        /// The plugin's version.
+        actual: String,
+    },
+    /// This name and version is registered with other bytes.
+    #[error(
+        "version {version} of `{name}` is already registered with another sha256; deregister it first"
+    )]
+    Conflict {
+        /// The plugin.
+        name: String,
+        /// The version.
+        version: String,
+    },
+    /// No such plugin or version.
+    #[error("no plugin `{0}` in the catalog")]
+    Unknown(String),
+    /// Storage failed.
+    #[error(transparent)]
+    Barrier(#[from] BarrierError),
+}
+
+/// The catalog.
+pub struct Catalog {
+    barrier: Arc<Barrier>,
+    runtime: Arc<Runtime>,
+    loaded: Mutex<HashMap<String, Arc<Plugin>>>,
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+fn entry_key(name: &str, version: &str) -> String {
+    format!("{ENTRIES}{name}/{version}")
+}
+
+/// Orders versions as semver where both parse, as text otherwise.
+fn version_order(a: &str, b: &str) -> std::cmp::Ordering {
+    let parse = |v: &str| semver::Version::parse(v.trim_start_matches('v')).ok();
+    match (parse(a), parse(b)) {
+        (Some(a), Some(b)) => a.cmp(&b),
+        _ => a.cmp(b),
+    }
+}
+
+impl Catalog {
+    /// A catalog stored in `barrier`, compiling with `runtime`.
+    pub fn new(barrier: Arc<Barrier>, runtime: Arc<Runtime>) -> Self {
+        Self {
+            barrier,
+            runtime,
+            loaded: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The runtime plugins run in.
+    pub fn runtime(&self) -> &Runtime {
+        &self.runtime
+    }
+
+    /// Registers `bytes` as a plugin. `expected_sha256` must match; `name` and
+    /// `version`, when given, must be the plugin's own. Registering the same bytes
+    /// again is not an error.
+    pub async fn register(
+        &self,
+        bytes: &[u8],
+        expected_sha256: &str,
+        name: Option<&str>,
+        version: Option<&str>,
+        builtin: bool,
+    ) -> Result<CatalogEntry, CatalogError> {
+        let actual = sha256_hex(bytes);
+        if !actual.eq_ignore_ascii_case(expected_sha256.trim()) {
+            return Err(CatalogError::ShaMismatch {
+                expected: expected_sha256.trim().to_owned(),
+                actual,
+            });
+        }
+        let plugin = self
+            .runtime
+            .load(bytes)
+            .await
+            .map_err(|err| CatalogError::Invalid(err.to_string()))?;
+        let info = plugin.info().clone();
+        if let Some(requested) = name
+            && requested != info.name
+        {
+            return Err(CatalogError::WrongName {
+                requested: requested.into(),
+                actual: info.name,
+            });
+        }
+        if let Some(requested) = version.filter(|v| !v.is_empty())
+            && requested.trim_start_matches('v') != info.version.trim_start_matches('v')
+        {
+            return Err(CatalogError::WrongVersion {
+                requested: requested.into(),
+                actual: info.version,
+            });
+        }
+        if let Some(existing) = self.get(&info.name, Some(&info.version)).await? {
+            if existing.sha256 == actual {
+                return Ok(existing);
+            }
+            return Err(CatalogError::Conflict {
+                name: info.name,
+                version: info.version,
+            });
+        }
+        let entry = CatalogEntry {
+            name: info.name.clone(),
+            version: info.version.clone(),
+            sha256: actual.clone(),
+            description: info.description.clone(),
+            builtin,
+            registered_at: unix_now(),
+            config_schema: info.config_schema.clone(),
+            role_schema: info.role_schema.clone(),
+            can_renew: info.can_renew,
+            can_rotate_root: info.can_rotate_root,
+        };
+        let json = serde_json::to_vec(&entry).expect("a catalog entry serializes");
+        self.barrier
+            .batch(vec![
+                BarrierOp::Put(format!("{BYTES}{actual}"), bytes.to_vec()),
+                BarrierOp::Put(entry_key(&entry.name, &entry.version), json),
+            ])
+            .await?;
+        self.loaded
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(actual, Arc::new(plugin));
+        tracing::info!(plugin = %entry.name, version = %entry.version, sha256 = %entry.sha256, "plugin registered");
+        Ok(entry)
+    }
+
+    /// Registers the bundled plugins whose versions are not in the catalog yet.
+    pub async fn register_bundled(&self) -> Result<(), CatalogError> {
+        for bytes in BUNDLED {
+            let sha = sha256_hex(bytes);
+            self.register(bytes, &sha, None, None, true).await?;
+        }
+        Ok(())
+    }
+
+    /// The entry for `name` at `version`, or its highest version.
+    pub async fn get(
+        &self,
+        name: &str,
+        version: Option<&str>,
+    ) -> Result<Option<CatalogEntry>, CatalogError> {
+        let versions = self.versions(name).await?;
+        Ok(match version.filter(|v| !v.is_empty()) {
+            Some(wanted) => versions
+                .into_iter()
+                .find(|e| e.version.trim_start_matches('v') == wanted.trim_start_matches('v')),
+            None => versions.into_iter().last(),
+        })
+    }
+
+    /// Every version of `name`, lowest first.
+    pub async fn versions(&self, name: &str) -> Result<Vec<CatalogEntry>, CatalogError> {
+        if name.is_empty() || name.contains('/') {
+            return Ok(Vec::new());
+        }
+        let mut entries = Vec::new();
+        for key in self.barrier.list(&format!("{ENTRIES}{name}/")).await? {
+            if let Some(bytes) = self.barrier.get(&key).await?
+                && let Ok(entry) = serde_json::from_slice::<CatalogEntry>(&bytes)
+            {
+                entries.push(entry);
+            }
+        }
+        entries.sort_by(|a, b| version_order(&a.version, &b.version));
+        Ok(entries)
+    }
+
+    /// Every entry, by name then version.
+    pub async fn list(&self) -> Result<Vec<CatalogEntry>, CatalogError> {
+        let mut names: Vec<String> = self
+            .barrier
+            .list(ENTRIES)
+            .await?
+            .iter()
+            .filter_map(|key| key[ENTRIES.len()..].split('/').next().map(str::to_owned))
+            .collect();
+        names.dedup();
+        let mut all = Vec::new();
+        for name in names {
+            all.extend(self.versions(&name).await?);
+        }
+        Ok(all)
+    }
+
+    /// Removes `entry` (its bytes too, unless another entry has the same bytes).
+    pub async fn deregister(&self, entry: &CatalogEntry) -> Result<(), CatalogError> {
+        let mut ops = vec![BarrierOp::Delete(entry_key(&entry.name, &entry.version))];
+        let shared = self
+            .list()
+            .await?
+            .iter()
+            .any(|e| e.sha256 == entry.sha256 && e.version != entry.version);
+        if !shared {
+            ops.push(BarrierOp::Delete(format!("{BYTES}{}", entry.sha256)));
+            self.loaded
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&entry.sha256);
+        }
+        self.barrier.batch(ops).await?;
+        Ok(())
+    }
+
+    /// The compiled plugin of `entry`, compiling it on first use.
+    pub async fn plugin(&self, entry: &CatalogEntry) -> Result<Arc<Plugin>, CatalogError> {
+        if let Some(plugin) = self
+            .loaded
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&entry.sha256)
+        {
+            return Ok(plugin.clone());
+        }
+        let bytes = self
+            .barrier
+            .get(&format!("{BYTES}{}", entry.sha256))
+            .await?
+            .ok_or_else(|| CatalogError::Unknown(format!("{} {}", entry.name, entry.version)))?;
+        let plugin = Arc::new(
+            self.runtime
+                .load(&bytes)
+                .await
+                .map_err(|err| CatalogError::Invalid(err.to_string()))?,
+        );
+        self.loaded
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(entry.sha256.clone(), plugin.clone());
+        Ok(plugin)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::version_order;
+    use std::cmp::Ordering;
+
+    #[test]
+    fn versions_order_as_semver() {
+        assert_eq!(version_order("0.10.0", "0.9.0"), Ordering::Greater);
+        assert_eq!(version_order("v1.2.0", "1.10.0"), Ordering::Less);
+        assert_eq!(version_order("1.0.0", "1.0.0"), Ordering::Equal);
+    }
+}

@@ -1,0 +1,658 @@
+//! Leases: issue, renew, revoke, expire, recover, without ever losing one.
+//!
+//! The order that keeps targets clean: a lease is written durably as `pending`
+//! before the plugin's `create`; it becomes `active`, with the plugin's handle,
+//! after. A pending lease found at start-up is revoked through the plugin without
+//! a handle. Expiry and failed revocations go through one due index, worked off
+//! by [`worker`] with bounded concurrency and per-connection limits; failures back
+//! off exponentially until the retry budget is spent, then the lease is
+//! irrevocable: still retried, rarely, listed, and removable only by force.
+
+mod backoff;
+mod counts;
+mod entry;
+mod store;
+pub mod ttl;
+mod worker;
+
+pub use entry::{LeaseEntry, LeaseState};
+pub use ttl::TtlSettings;
+
+use crate::barrier::{Barrier, BarrierError};
+use crate::clock::unix_now;
+use crate::config::LeaseSettings;
+use crate::plugin::{CallScope, Credential, Plugin, PluginError};
+use counts::LeaseCounts;
+use secrecy::{ExposeSecret, SecretString};
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+use store::LeaseStore;
+use tokio::sync::{Notify, Semaphore};
+use ttl::Renewal;
+
+/// Longest revocation error kept on a lease (Vault's limit).
+const MAX_ERROR_LEN: usize = 240;
+
+/// What a plugin call for a lease needs: the plugin, its grants, its config.
+pub struct Target {
+    /// The compiled plugin.
+    pub plugin: Arc<Plugin>,
+    /// Mount and grants.
+    pub scope: CallScope,
+    /// The connection config (JSON).
+    pub config: SecretString,
+}
+
+/// Finds the target of a stored lease (its mount's connection) at revoke or
+/// renew time, so a rotated root credential is used.
+#[async_trait::async_trait]
+pub trait Targets: Send + Sync {
+    /// The target of `lease`, or why there is none.
+    async fn target(&self, lease: &LeaseEntry) -> Result<Target, String>;
+}
+
+/// Why a lease operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum LeaseError {
+    /// No such lease.
+    #[error("lease not found")]
+    NotFound,
+    /// A renewal of a lease at its max TTL.
+    #[error("past the max TTL, cannot renew")]
+    PastMax,
+    /// A renewal of a lease that is not active.
+    #[error("lease is not renewable: {0}")]
+    NotRenewable(&'static str),
+    /// The token expires before any lease could live.
+    #[error("the requesting token expires now; no lease can be issued")]
+    TokenExpiring,
+    /// The plugin failed.
+    #[error("{0}")]
+    Plugin(#[from] PluginError),
+    /// The lease's target could not be found.
+    #[error("{0}")]
+    Target(String),
+    /// Revocation failed; the lease stays and is retried.
+    #[error("revocation failed and will be retried: {0}")]
+    RevokeFailed(String),
+    /// Storage failed.
+    #[error(transparent)]
+    Barrier(#[from] BarrierError),
+}
+
+/// A request for a new lease.
+pub struct IssueRequest {
+    /// The mount's path with its trailing slash.
+    pub mount_path: String,
+    /// The mount's id.
+    pub mount_uuid: String,
+    /// The role.
+    pub role: String,
+    /// The role's plugin fields (JSON).
+    pub role_fields: String,
+    /// The connection's name.
+    pub connection: String,
+    /// Where the plugin runs.
+    pub target: Target,
+    /// TTL settings of mount and role.
+    pub ttl: TtlSettings,
+    /// The requesting token's accessor (empty for none).
+    pub token_accessor: String,
+    /// Its display name.
+    pub requester: String,
+    /// When it expires, if it does: no lease outlives its token.
+    pub token_expire_at: Option<u64>,
+}
+
+/// A lease just issued, with the credential the consumer gets once.
+pub struct IssuedLease {
+    /// The stored lease.
+    pub entry: LeaseEntry,
+    /// The credential.
+    pub credential: Credential,
+}
+
+/// How a revocation treats a failing plugin.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Failures keep the lease and schedule a retry.
+    Normal,
+    /// Failures are logged and the lease is removed anyway.
+    Force,
+}
+
+/// The lease manager.
+pub struct Leases {
+    store: LeaseStore,
+    barrier: Arc<Barrier>,
+    targets: Arc<dyn Targets>,
+    settings: LeaseSettings,
+    counts: LeaseCounts,
+    /// Leases someone is working on (a create or a revocation): one at a time.
+    busy: Mutex<HashSet<String>>,
+    released: Notify,
+    /// Wakes the worker when something became due.
+    wake: Notify,
+    workers: Arc<Semaphore>,
+    per_connection: Mutex<HashMap<String, Arc<Semaphore>>>,
+}
+
+/// Holds a lease id in [`Leases::busy`] until dropped.
+struct Claim<'a> {
+    leases: &'a Leases,
+    id: String,
+}
+
+impl Drop for Claim<'_> {
+    fn drop(&mut self) {
+        self.leases.release(&self.id);
+    }
+}
+
+fn truncated(message: &str) -> String {
+    let mut end = message.len().min(MAX_ERROR_LEN);
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    message[..end].to_owned()
+}
+
+impl Leases {
+    /// A lease manager over `barrier`, finding targets with `targets`.
+    pub fn new(barrier: Arc<Barrier>, targets: Arc<dyn Targets>, settings: LeaseSettings) -> Self {
+        let workers = Arc::new(Semaphore::new(settings.revocation_workers.max(1)));
+        Self {
+            store: LeaseStore::new(barrier.clone()),
+            barrier,
+            targets,
+            settings,
+            counts: LeaseCounts::default(),
+            busy: Mutex::new(HashSet::new()),
+            released: Notify::new(),
+            wake: Notify::new(),
+            workers,
+            per_connection: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Waits until no one else works on `id`, then holds it.
+    async fn claim(&self, id: &str) -> Claim<'_> {
+        loop {
+            let released = self.released.notified();
+            if self
+                .busy
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(id.to_owned())
+            {
+                return Claim {
+                    leases: self,
+                    id: id.to_owned(),
+                };
+            }
+            // A missed wake-up costs at most this long.
+            let _ = tokio::time::timeout(std::time::Duration::from_millis(50), released).await;
+        }
+    }
+
+    /// Claims `id` if no one holds it; the caller must [`Self::release`] it.
+    fn try_hold(&self, id: &str) -> bool {
+        self.busy
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id.to_owned())
+    }
+
+    fn release(&self, id: &str) {
+        self.busy
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(id);
+        self.released.notify_waiters();
+    }
+
+    fn is_busy(&self, id: &str) -> bool {
+        self.busy
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(id)
+    }
+
+    /// Lease counts by mount and state.
+    pub fn counts(&self) -> Vec<(String, LeaseState, i64)> {
+        self.counts.snapshot()
+    }
+
+    /// Issues a lease: pending first, then the plugin's `create`, then active.
+    pub async fn issue(&self, request: IssueRequest) -> Result<IssuedLease, LeaseError> {
+        let started = Instant::now();
+        let now = unix_now();
+        let mut ttl = request.ttl.default_ttl();
+        let mut max_expire_at = now + request.ttl.max();
+        if let Some(token_expiry) = request.token_expire_at {
+            ttl = ttl.min(token_expiry.saturating_sub(now));
+            max_expire_at = max_expire_at.min(token_expiry);
+        }
+        if ttl == 0 {
+            return Err(LeaseError::TokenExpiring);
+        }
+        let lease_id = format!(
+            "{}creds/{}/{}",
+            request.mount_path,
+            request.role,
+            crate::ids::random_text(24)
+        );
+        let mut entry = LeaseEntry {
+            lease_id: lease_id.clone(),
+            state: LeaseState::Pending,
+            mount_path: request.mount_path.clone(),
+            mount_uuid: request.mount_uuid,
+            role: request.role,
+            role_fields: request.role_fields,
+            connection: request.connection,
+            plugin_sha256: request.target.plugin.sha256().to_owned(),
+            token_accessor: request.token_accessor,
+            requester: request.requester,
+            issued_at: now,
+            ttl,
+            expire_at: now + ttl,
+            max_expire_at,
+            default_ttl: request.ttl.default_ttl(),
+            last_renewal: None,
+            due_at: now + ttl,
+            handle: None,
+            revoke_attempts: 0,
+            first_failure_at: None,
+            last_error: None,
+        };
+        let claim = self.claim(&lease_id).await;
+        self.store.insert_pending(&entry).await?;
+        self.counts
+            .shift(&entry.mount_path, None, Some(LeaseState::Pending));
+
+        let target = &request.target;
+        let created = target
+            .plugin
+            .create(
+                &target.scope,
+                &target.config,
+                &entry.role_fields,
+                &entry.info(),
+            )
+            .await;
+        let issued = match created {
+            Ok(issued) => issued,
+            Err(err) => {
+                drop(claim);
+                self.abandon(&entry, &err).await;
+                metrics::counter!("leasehold_lease_issue_failures_total", "mount" => entry.mount_path.clone(), "kind" => err.kind()).increment(1);
+                return Err(err.into());
+            }
+        };
+        entry.state = LeaseState::Active;
+        entry.handle = Some(issued.handle.expose_secret().to_owned());
+        if let Err(err) = self.store.update(&entry, None).await {
+            // The credential exists but the lease could not be completed: take it
+            // back now (the pending lease covers a crash from here on).
+            drop(claim);
+            if let Err(revoke_err) = self.revoke_entry(&entry.lease_id, Mode::Normal).await {
+                tracing::error!(lease_id = %entry.lease_id, error = %revoke_err, "revoking a credential whose lease could not be stored");
+            }
+            return Err(err.into());
+        }
+        drop(claim);
+        self.counts.shift(
+            &entry.mount_path,
+            Some(LeaseState::Pending),
+            Some(LeaseState::Active),
+        );
+        self.wake.notify_one();
+        metrics::counter!("leasehold_leases_issued_total", "mount" => entry.mount_path.clone())
+            .increment(1);
+        metrics::histogram!("leasehold_lease_issue_seconds", "mount" => entry.mount_path.clone())
+            .record(started.elapsed().as_secs_f64());
+        Ok(IssuedLease {
+            entry,
+            credential: issued.credential,
+        })
+    }
+
+    /// After a failed `create`: a plugin that reported its own failure made
+    /// nothing (that is its contract), so the lease goes; one that was stopped
+    /// midway (timeout, crash, memory) may have made something, so the lease is
+    /// revoked without a handle, and retried like any revocation.
+    async fn abandon(&self, entry: &LeaseEntry, err: &PluginError) {
+        let clean = matches!(
+            err,
+            PluginError::Failed(_) | PluginError::Busy(_) | PluginError::Sandbox(_)
+        );
+        let outcome = if clean {
+            self.store.remove(entry).await.map_err(|e| e.to_string())
+        } else {
+            self.revoke_entry(&entry.lease_id, Mode::Normal)
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        };
+        match outcome {
+            Ok(()) if clean => {
+                self.counts
+                    .shift(&entry.mount_path, Some(LeaseState::Pending), None)
+            }
+            Ok(()) => {}
+            Err(error) => {
+                tracing::warn!(lease_id = %entry.lease_id, %error, "cleaning up after a failed create; the lease stays and is retried");
+            }
+        }
+    }
+
+    /// The lease `id`.
+    pub async fn lookup(&self, id: &str) -> Result<LeaseEntry, LeaseError> {
+        self.store.get(id).await?.ok_or(LeaseError::NotFound)
+    }
+
+    /// Lease ids under `prefix`.
+    pub async fn ids(&self, prefix: &str) -> Result<Vec<String>, LeaseError> {
+        Ok(self.store.ids_with_prefix(prefix).await?)
+    }
+
+    /// Irrevocable leases.
+    pub async fn irrevocable(&self) -> Result<Vec<LeaseEntry>, LeaseError> {
+        let mut entries = Vec::new();
+        for id in self.store.irrevocable().await? {
+            if let Some(entry) = self.store.get(&id).await? {
+                entries.push(entry);
+            }
+        }
+        Ok(entries)
+    }
+
+    /// Whether a lease was issued on a connection and is still held.
+    pub async fn connection_in_use(
+        &self,
+        mount_uuid: &str,
+        name: &str,
+    ) -> Result<bool, LeaseError> {
+        Ok(self.store.connection_in_use(mount_uuid, name).await?)
+    }
+
+    /// Renews `id` by `increment` seconds from now (0: its default TTL). Returns
+    /// the lease and a warning when the TTL was capped.
+    pub async fn renew(
+        &self,
+        id: &str,
+        increment: u64,
+    ) -> Result<(LeaseEntry, Option<String>), LeaseError> {
+        let started = Instant::now();
+        let _claim = self.claim(id).await;
+        let mut entry = self.lookup(id).await?;
+        let now = unix_now();
+        if entry.state != LeaseState::Active || entry.revoke_attempts > 0 || entry.expire_at <= now
+        {
+            return Err(LeaseError::NotRenewable(
+                "it has expired or is being revoked",
+            ));
+        }
+        let (ttl, warning) =
+            match ttl::renew(now, increment, entry.default_ttl, entry.max_expire_at) {
+                Renewal::PastMax => return Err(LeaseError::PastMax),
+                Renewal::Renewed { ttl, warning } => (ttl, warning),
+            };
+        let previous_due = entry.due_at;
+        entry.ttl = ttl;
+        entry.expire_at = now + ttl;
+        entry.due_at = now + ttl;
+        entry.last_renewal = Some(now);
+        let target = self
+            .targets
+            .target(&entry)
+            .await
+            .map_err(LeaseError::Target)?;
+        if target.plugin.info().can_renew {
+            let handle = SecretString::from(entry.handle.clone().unwrap_or_default());
+            target
+                .plugin
+                .renew(
+                    &target.scope,
+                    &target.config,
+                    &entry.role_fields,
+                    &handle,
+                    &entry.info(),
+                )
+                .await?;
+        }
+        self.store.update(&entry, Some(previous_due)).await?;
+        metrics::counter!("leasehold_leases_renewed_total", "mount" => entry.mount_path.clone())
+            .increment(1);
+        metrics::histogram!("leasehold_lease_renew_seconds", "mount" => entry.mount_path.clone())
+            .record(started.elapsed().as_secs_f64());
+        Ok((entry, warning))
+    }
+
+    /// Revokes `id` now; `Ok(false)` if there was no such lease. A failure keeps
+    /// the lease and schedules a retry.
+    pub async fn revoke(&self, id: &str) -> Result<bool, LeaseError> {
+        self.revoke_entry(id, Mode::Normal).await
+    }
+
+    /// Queues `id` for the worker to revoke as soon as it can.
+    pub async fn revoke_later(&self, id: &str) -> Result<bool, LeaseError> {
+        let _claim = self.claim(id).await;
+        let Some(mut entry) = self.store.get(id).await? else {
+            return Ok(false);
+        };
+        if entry.state != LeaseState::Pending {
+            let previous = entry.due_at;
+            entry.due_at = unix_now();
+            self.store.update(&entry, Some(previous)).await?;
+            self.wake.notify_one();
+        }
+        Ok(true)
+    }
+
+    /// Revokes every lease under `prefix` (a mount, a role, or one lease id),
+    /// `revocation_workers` at a time. Returns how many were revoked and the
+    /// failures, which stay and are retried.
+    pub async fn revoke_prefix(
+        &self,
+        prefix: &str,
+        force: bool,
+    ) -> Result<(usize, Vec<(String, String)>), LeaseError> {
+        let ids = self.ids_under(prefix).await?;
+        let mode = if force { Mode::Force } else { Mode::Normal };
+        let mut revoked = 0;
+        let mut failed = Vec::new();
+        let width = self.settings.revocation_workers.max(1);
+        for chunk in ids.chunks(width) {
+            let results = futures::future::join_all(
+                chunk
+                    .iter()
+                    .map(|id| async move { (id.clone(), self.revoke_entry(id, mode).await) }),
+            )
+            .await;
+            for (id, result) in results {
+                match result {
+                    Ok(true) => revoked += 1,
+                    Ok(false) => {}
+                    Err(err) => failed.push((id, err.to_string())),
+                }
+            }
+        }
+        Ok((revoked, failed))
+    }
+
+    /// Lease ids under a path prefix: whole segments only (`db/creds/ro` does not
+    /// match `db/creds/ro2/...`), or the one lease named exactly.
+    async fn ids_under(&self, prefix: &str) -> Result<Vec<String>, LeaseError> {
+        let trimmed = prefix.trim_end_matches('/');
+        let mut ids = if trimmed.is_empty() {
+            self.store.ids_with_prefix("").await?
+        } else {
+            self.store.ids_with_prefix(&format!("{trimmed}/")).await?
+        };
+        if !trimmed.is_empty() && self.store.get(trimmed).await?.is_some() {
+            ids.push(trimmed.to_owned());
+        }
+        Ok(ids)
+    }
+
+    /// Revokes every lease of the tokens with these accessors (a token being
+    /// revoked and its descendants). Failures stay and are retried.
+    pub async fn revoke_for_tokens(&self, accessors: &[String]) -> Result<usize, LeaseError> {
+        let mut revoked = 0;
+        for accessor in accessors {
+            for id in self.store.of_token(accessor).await? {
+                match self.revoke_entry(&id, Mode::Normal).await {
+                    Ok(true) => revoked += 1,
+                    Ok(false) => {}
+                    Err(err) => {
+                        tracing::warn!(lease_id = %id, error = %err, "revoking a lease of a revoked token; will retry")
+                    }
+                }
+            }
+        }
+        Ok(revoked)
+    }
+
+    /// Revokes the pending leases left by a process that died mid-create.
+    pub async fn recover(&self) -> Result<usize, LeaseError> {
+        let pending = self.store.pending().await?;
+        let mut recovered = 0;
+        for id in &pending {
+            if self.is_busy(id) {
+                continue;
+            }
+            match self.revoke_entry(id, Mode::Normal).await {
+                Ok(_) => recovered += 1,
+                Err(err) => {
+                    tracing::warn!(lease_id = %id, error = %err, "recovering a pending lease; will retry")
+                }
+            }
+        }
+        if !pending.is_empty() {
+            tracing::info!(
+                found = pending.len(),
+                recovered,
+                "pending leases from an earlier run revoked"
+            );
+        }
+        Ok(recovered)
+    }
+
+    /// Counts leases; run once the barrier is unsealed.
+    pub async fn load_counts(&self) -> Result<(), LeaseError> {
+        Ok(self.counts.load(&self.store).await?)
+    }
+
+    fn connection_limit(&self, entry: &LeaseEntry) -> Arc<Semaphore> {
+        let key = format!("{}/{}", entry.mount_uuid, entry.connection);
+        self.per_connection
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(key)
+            .or_insert_with(|| {
+                Arc::new(Semaphore::new(
+                    self.settings.revocations_per_connection.max(1),
+                ))
+            })
+            .clone()
+    }
+
+    /// Calls the plugin's `revoke` for `entry`.
+    async fn call_revoke(&self, entry: &LeaseEntry) -> Result<(), String> {
+        let target = self.targets.target(entry).await?;
+        let limit = self.connection_limit(entry);
+        let _permit = limit.acquire().await.map_err(|e| e.to_string())?;
+        let handle = entry.handle.clone().map(SecretString::from);
+        target
+            .plugin
+            .revoke(
+                &target.scope,
+                &target.config,
+                &entry.role_fields,
+                handle.as_ref(),
+                &entry.info(),
+            )
+            .await
+            .map_err(|err| {
+                metrics::counter!("leasehold_lease_revoke_failures_total", "mount" => entry.mount_path.clone(), "kind" => err.kind()).increment(1);
+                err.to_string()
+            })
+    }
+
+    async fn revoke_entry(&self, id: &str, mode: Mode) -> Result<bool, LeaseError> {
+        let _claim = self.claim(id).await;
+        self.revoke_claimed(id, mode, None).await
+    }
+
+    /// Revokes `id`, which the caller has claimed. With `due_by`, only a lease
+    /// whose due slot is at or before it (the worker's check that a renewal did
+    /// not move it meanwhile).
+    async fn revoke_claimed(
+        &self,
+        id: &str,
+        mode: Mode,
+        due_by: Option<u64>,
+    ) -> Result<bool, LeaseError> {
+        let started = Instant::now();
+        let Some(mut entry) = self.store.get(id).await? else {
+            return Ok(false);
+        };
+        if due_by.is_some_and(|t| entry.due_at > t) {
+            return Ok(false);
+        }
+        match self.call_revoke(&entry).await {
+            Ok(()) => {}
+            Err(error) if mode == Mode::Force => {
+                tracing::warn!(lease_id = %id, %error, "forced revocation: the plugin failed and the lease is removed anyway");
+            }
+            Err(error) => {
+                self.record_failure(&mut entry, &error).await?;
+                return Err(LeaseError::RevokeFailed(error));
+            }
+        }
+        self.store.remove(&entry).await?;
+        self.counts
+            .shift(&entry.mount_path, Some(entry.state), None);
+        metrics::counter!("leasehold_leases_revoked_total", "mount" => entry.mount_path.clone())
+            .increment(1);
+        metrics::histogram!("leasehold_lease_revoke_seconds", "mount" => entry.mount_path.clone())
+            .record(started.elapsed().as_secs_f64());
+        Ok(true)
+    }
+
+    /// Schedules the next attempt after a failed revocation, or marks the lease
+    /// irrevocable once the retry budget is spent.
+    async fn record_failure(&self, entry: &mut LeaseEntry, error: &str) -> Result<(), LeaseError> {
+        let now = unix_now();
+        let previous_due = entry.due_at;
+        entry.revoke_attempts += 1;
+        let first = *entry.first_failure_at.get_or_insert(now);
+        entry.last_error = Some(truncated(error));
+        let before = entry.state;
+        if now.saturating_sub(first) >= self.settings.retry_budget_seconds {
+            entry.state = LeaseState::Irrevocable;
+            entry.due_at = now + self.settings.irrevocable_retry_seconds.max(1);
+            if before != LeaseState::Irrevocable {
+                tracing::error!(lease_id = %entry.lease_id, error = %error, "lease is irrevocable: revocation kept failing for the whole retry budget");
+            }
+        } else {
+            entry.due_at = now
+                + backoff::delay(
+                    entry.revoke_attempts,
+                    self.settings.retry_base_seconds,
+                    self.settings.retry_max_seconds,
+                );
+        }
+        self.store.update(entry, Some(previous_due)).await?;
+        self.counts
+            .shift(&entry.mount_path, Some(before), Some(entry.state));
+        Ok(())
+    }
+
+    /// Whether the barrier is sealed (the worker idles).
+    fn sealed(&self) -> bool {
+        self.barrier.is_sealed()
+    }
+}

@@ -1,0 +1,208 @@
+//! Connections and roles of a mount, in Vault's database-engine shape.
+//!
+//! A connection holds the plugin's config (its own fields, secrets included,
+//! encrypted in the barrier) and the capability grants its calls get; a role
+//! names a connection and holds the plugin's role fields and TTLs. Both live
+//! under `logical/<mount uuid>/`.
+
+use crate::barrier::{Barrier, BarrierError};
+use crate::plugin::{GrantError, Grants};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use std::sync::Arc;
+
+/// A connection to a target.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct Connection {
+    /// The catalog plugin it uses.
+    pub plugin_name: String,
+    /// The plugin version it uses.
+    pub plugin_version: String,
+    /// Roles that may use it (`*` for all).
+    pub allowed_roles: Vec<String>,
+    /// `host:port` pairs the plugin may connect to over TCP.
+    pub allowed_hosts: Vec<String>,
+    /// HTTP origins the plugin may call.
+    pub allowed_origins: Vec<String>,
+    /// A host directory the plugin sees as `/`.
+    pub directory: Option<String>,
+    /// Whether `validate` ran when it was written.
+    pub verify_connection: bool,
+    /// The plugin's own fields.
+    pub config: Map<String, Value>,
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection")
+            .field("plugin_name", &self.plugin_name)
+            .field("plugin_version", &self.plugin_version)
+            .field("config", &self.config.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Connection {
+    /// The capabilities its plugin calls get.
+    pub fn grants(&self) -> Result<Grants, GrantError> {
+        let mut grants = Grants::none();
+        for host in &self.allowed_hosts {
+            grants = grants.allow_tcp(host)?;
+        }
+        for origin in &self.allowed_origins {
+            grants = grants.allow_http(origin)?;
+        }
+        if let Some(dir) = &self.directory {
+            grants = grants.directory(dir)?;
+        }
+        Ok(grants)
+    }
+
+    /// Whether `role` may use it.
+    pub fn allows(&self, role: &str) -> bool {
+        self.allowed_roles.iter().any(|r| r == "*" || r == role)
+    }
+
+    /// The config the plugin reads, as JSON text.
+    pub fn config_json(&self) -> String {
+        Value::Object(self.config.clone()).to_string()
+    }
+}
+
+/// A role.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Role {
+    /// The connection it issues on.
+    pub db_name: String,
+    /// Default TTL in seconds (0: the mount's).
+    pub default_ttl: u64,
+    /// Max TTL in seconds (0: the mount's).
+    pub max_ttl: u64,
+    /// The plugin's own role fields.
+    pub fields: Map<String, Value>,
+}
+
+impl Role {
+    /// The role the plugin reads, as JSON text.
+    pub fn fields_json(&self) -> String {
+        Value::Object(self.fields.clone()).to_string()
+    }
+}
+
+/// Connections and roles, per mount.
+#[derive(Clone)]
+pub struct MountData {
+    barrier: Arc<Barrier>,
+}
+
+fn key(mount_uuid: &str, kind: &str, name: &str) -> String {
+    format!("logical/{mount_uuid}/{kind}/{name}")
+}
+
+impl MountData {
+    /// Stored in `barrier`.
+    pub fn new(barrier: Arc<Barrier>) -> Self {
+        Self { barrier }
+    }
+
+    async fn read<T: serde::de::DeserializeOwned>(
+        &self,
+        key: String,
+    ) -> Result<Option<T>, BarrierError> {
+        match self.barrier.get(&key).await? {
+            Some(bytes) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|_| BarrierError::Tampered(key)),
+            None => Ok(None),
+        }
+    }
+
+    async fn names(&self, mount_uuid: &str, kind: &str) -> Result<Vec<String>, BarrierError> {
+        let prefix = key(mount_uuid, kind, "");
+        Ok(self
+            .barrier
+            .list(&prefix)
+            .await?
+            .into_iter()
+            .map(|k| k[prefix.len()..].to_owned())
+            .collect())
+    }
+
+    /// The connection `name`.
+    pub async fn connection(
+        &self,
+        mount_uuid: &str,
+        name: &str,
+    ) -> Result<Option<Connection>, BarrierError> {
+        self.read(key(mount_uuid, "config", name)).await
+    }
+
+    /// Writes the connection `name`.
+    pub async fn put_connection(
+        &self,
+        mount_uuid: &str,
+        name: &str,
+        connection: &Connection,
+    ) -> Result<(), BarrierError> {
+        let json = zeroize::Zeroizing::new(
+            serde_json::to_vec(connection).expect("a connection serializes"),
+        );
+        self.barrier
+            .put(&key(mount_uuid, "config", name), &json)
+            .await
+    }
+
+    /// Connection names.
+    pub async fn connections(&self, mount_uuid: &str) -> Result<Vec<String>, BarrierError> {
+        self.names(mount_uuid, "config").await
+    }
+
+    /// Removes the connection `name`.
+    pub async fn delete_connection(
+        &self,
+        mount_uuid: &str,
+        name: &str,
+    ) -> Result<(), BarrierError> {
+        self.barrier.delete(&key(mount_uuid, "config", name)).await
+    }
+
+    /// The role `name`.
+    pub async fn role(&self, mount_uuid: &str, name: &str) -> Result<Option<Role>, BarrierError> {
+        self.read(key(mount_uuid, "roles", name)).await
+    }
+
+    /// Writes the role `name`.
+    pub async fn put_role(
+        &self,
+        mount_uuid: &str,
+        name: &str,
+        role: &Role,
+    ) -> Result<(), BarrierError> {
+        let json = serde_json::to_vec(role).expect("a role serializes");
+        self.barrier
+            .put(&key(mount_uuid, "roles", name), &json)
+            .await
+    }
+
+    /// Role names.
+    pub async fn roles(&self, mount_uuid: &str) -> Result<Vec<String>, BarrierError> {
+        self.names(mount_uuid, "roles").await
+    }
+
+    /// Removes the role `name`.
+    pub async fn delete_role(&self, mount_uuid: &str, name: &str) -> Result<(), BarrierError> {
+        self.barrier.delete(&key(mount_uuid, "roles", name)).await
+    }
+
+    /// Removes everything of a mount.
+    pub async fn purge(&self, mount_uuid: &str) -> Result<(), BarrierError> {
+        let keys = self.barrier.list(&format!("logical/{mount_uuid}/")).await?;
+        self.barrier
+            .batch(
+                keys.into_iter()
+                    .map(crate::barrier::BarrierOp::Delete)
+                    .collect(),
+            )
+            .await
+    }
+}

@@ -1,0 +1,611 @@
+//! Secrets engines: mounts of catalog plugins, their connections and roles, and
+//! issuing credentials on them.
+//!
+//! This module decides what a request means (which plugin, config, grants,
+//! role and TTLs); [`crate::leases`] keeps the leases; [`crate::api`] speaks HTTP.
+
+mod connection;
+mod mounts;
+pub mod schema;
+
+pub use connection::{Connection, MountData, Role};
+pub use mounts::{DATABASE_TYPE, MountEntry, MountTable, normalize};
+
+use crate::barrier::{Barrier, BarrierError};
+use crate::catalog::{Catalog, CatalogEntry, CatalogError};
+use crate::config::LeaseSettings;
+use crate::leases::{
+    IssueRequest, IssuedLease, LeaseEntry, LeaseError, Leases, Target, Targets, TtlSettings,
+};
+use crate::plugin::{CallScope, PluginError};
+use schema::ObjectSchema;
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::{Map, Value};
+use std::sync::Arc;
+
+/// Why a secrets operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SecretsError {
+    /// The request is wrong; the message says how.
+    #[error("{0}")]
+    Invalid(String),
+    /// Nothing there.
+    #[error("not found")]
+    NotFound,
+    /// A plugin call failed.
+    #[error("{0}")]
+    Plugin(#[from] PluginError),
+    /// A lease operation failed.
+    #[error(transparent)]
+    Lease(#[from] LeaseError),
+    /// The catalog failed.
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+    /// Storage failed.
+    #[error(transparent)]
+    Barrier(#[from] BarrierError),
+}
+
+fn invalid(message: impl Into<String>) -> SecretsError {
+    SecretsError::Invalid(message.into())
+}
+
+/// Finds a lease's target from the mount table, the mount's connections and the
+/// catalog.
+struct Resolver {
+    catalog: Arc<Catalog>,
+    mounts: Arc<MountTable>,
+    data: MountData,
+}
+
+impl Resolver {
+    async fn target(
+        &self,
+        mount: &MountEntry,
+        connection: &Connection,
+    ) -> Result<Target, SecretsError> {
+        let entry = self
+            .catalog
+            .get(&connection.plugin_name, Some(&connection.plugin_version))
+            .await?
+            .ok_or_else(|| {
+                invalid(format!(
+                    "plugin `{}` version {} is not in the catalog",
+                    connection.plugin_name, connection.plugin_version
+                ))
+            })?;
+        let plugin = self.catalog.plugin(&entry).await?;
+        let grants = connection
+            .grants()
+            .map_err(|err| invalid(format!("connection grants: {err}")))?;
+        Ok(Target {
+            plugin,
+            scope: CallScope::new(mount.path.trim_matches('/'), grants),
+            config: SecretString::from(connection.config_json()),
+        })
+    }
+}
+
+#[async_trait::async_trait]
+impl Targets for Resolver {
+    async fn target(&self, lease: &LeaseEntry) -> Result<Target, String> {
+        let mount = self
+            .mounts
+            .by_uuid(&lease.mount_uuid)
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("mount {} no longer exists", lease.mount_path))?;
+        let connection = self
+            .data
+            .connection(&lease.mount_uuid, &lease.connection)
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("connection `{}` no longer exists", lease.connection))?;
+        Resolver::target(self, &mount, &connection)
+            .await
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// Who asks for a credential.
+pub struct Requester {
+    /// Token accessor.
+    pub accessor: String,
+    /// Token display name.
+    pub display_name: String,
+    /// Token expiry, if any.
+    pub expire_at: Option<u64>,
+}
+
+/// A connection write: the broker's fields, and the plugin's own in `config`.
+pub struct ConnectionWrite {
+    /// `plugin_name`.
+    pub plugin_name: Option<String>,
+    /// `plugin_version`.
+    pub plugin_version: Option<String>,
+    /// `allowed_roles`.
+    pub allowed_roles: Option<Vec<String>>,
+    /// `allowed_hosts`.
+    pub allowed_hosts: Option<Vec<String>>,
+    /// `allowed_origins`.
+    pub allowed_origins: Option<Vec<String>>,
+    /// `directory`.
+    pub directory: Option<String>,
+    /// `verify_connection` (default true).
+    pub verify_connection: Option<bool>,
+    /// The plugin's fields given in this request.
+    pub config: Map<String, Value>,
+}
+
+/// Mounts, connections, roles, credentials.
+pub struct Secrets {
+    /// The plugin catalog.
+    pub catalog: Arc<Catalog>,
+    /// The mount table.
+    pub mounts: Arc<MountTable>,
+    /// Connections and roles.
+    pub data: MountData,
+    /// Leases.
+    pub leases: Arc<Leases>,
+    resolver: Arc<Resolver>,
+}
+
+impl Secrets {
+    /// Everything over `barrier`, running plugins from `catalog`.
+    pub fn new(barrier: Arc<Barrier>, catalog: Arc<Catalog>, settings: LeaseSettings) -> Self {
+        let mounts = Arc::new(MountTable::new(barrier.clone()));
+        let data = MountData::new(barrier.clone());
+        let resolver = Arc::new(Resolver {
+            catalog: catalog.clone(),
+            mounts: mounts.clone(),
+            data: data.clone(),
+        });
+        let leases = Arc::new(Leases::new(barrier, resolver.clone(), settings));
+        Self {
+            catalog,
+            mounts,
+            data,
+            leases,
+            resolver,
+        }
+    }
+
+    /// Work for a freshly unsealed barrier: bundled plugins registered, the mount
+    /// table reloaded, lease counts taken, pending leases of a dead process
+    /// revoked.
+    pub async fn activate(&self) -> Result<(), SecretsError> {
+        self.catalog.register_bundled().await?;
+        self.mounts.forget();
+        self.leases.load_counts().await?;
+        self.leases.recover().await?;
+        Ok(())
+    }
+
+    /// The catalog entry a mount or connection names.
+    async fn catalog_entry(
+        &self,
+        name: &str,
+        version: Option<&str>,
+    ) -> Result<CatalogEntry, SecretsError> {
+        self.catalog.get(name, version).await?.ok_or_else(|| {
+            invalid(match version {
+                Some(v) if !v.is_empty() => {
+                    format!("plugin `{name}` version {v} is not in the catalog")
+                }
+                _ => format!("plugin `{name}` is not in the catalog"),
+            })
+        })
+    }
+
+    /// What uses a catalog entry (a mount or a connection), if anything.
+    pub async fn plugin_user(&self, entry: &CatalogEntry) -> Result<Option<String>, SecretsError> {
+        for mount in self.mounts.all().await?.into_values() {
+            if mount.plugin.as_deref() == Some(&entry.name)
+                && mount.plugin_version.as_deref() == Some(&entry.version)
+            {
+                return Ok(Some(format!("mount {}", mount.path)));
+            }
+            for name in self.data.connections(&mount.uuid).await? {
+                if let Some(c) = self.data.connection(&mount.uuid, &name).await?
+                    && c.plugin_name == entry.name
+                    && c.plugin_version == entry.version
+                {
+                    return Ok(Some(format!("connection {}config/{name}", mount.path)));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// Mounts a plugin at `path`.
+    pub async fn mount(
+        &self,
+        path: &str,
+        kind: &str,
+        plugin_version: Option<&str>,
+        description: String,
+        default_lease_ttl: u64,
+        max_lease_ttl: u64,
+    ) -> Result<MountEntry, SecretsError> {
+        let path = normalize(path).map_err(SecretsError::Invalid)?;
+        if max_lease_ttl != 0 && default_lease_ttl > max_lease_ttl {
+            return Err(invalid("default_lease_ttl is greater than max_lease_ttl"));
+        }
+        let (plugin, version) = if kind == DATABASE_TYPE {
+            (None, None)
+        } else {
+            let entry = self.catalog_entry(kind, plugin_version).await?;
+            (Some(entry.name), Some(entry.version))
+        };
+        let entry = MountEntry {
+            path,
+            kind: kind.to_owned(),
+            plugin,
+            plugin_version: version,
+            description,
+            default_lease_ttl,
+            max_lease_ttl,
+            uuid: crate::ids::uuid(),
+            accessor: format!(
+                "{}_{}",
+                kind,
+                &crate::ids::random_text(8).to_ascii_lowercase()
+            ),
+        };
+        self.mounts
+            .insert(entry.clone())
+            .await
+            .map_err(SecretsError::Invalid)?;
+        Ok(entry)
+    }
+
+    /// Unmounts `path`, revoking its leases first. Refuses, naming the failures,
+    /// while any cannot be revoked, unless `force` (which removes them anyway).
+    pub async fn unmount(&self, path: &str, force: bool) -> Result<usize, SecretsError> {
+        let path = normalize(path).map_err(SecretsError::Invalid)?;
+        let Some(mount) = self.mounts.all().await?.remove(&path) else {
+            return Ok(0);
+        };
+        let (revoked, failed) = self.leases.revoke_prefix(&path, force).await?;
+        if let Some((id, error)) = failed.first() {
+            return Err(invalid(format!(
+                "cannot disable {path}: {} lease(s) could not be revoked (first: {id}: {error}); they are retried; disable with force=true to remove them without revocation",
+                failed.len()
+            )));
+        }
+        self.mounts.remove(&path).await?;
+        self.data.purge(&mount.uuid).await?;
+        Ok(revoked)
+    }
+
+    /// The mount serving `path` and the rest of the path.
+    pub async fn resolve(&self, path: &str) -> Result<Option<(MountEntry, String)>, SecretsError> {
+        Ok(self.mounts.resolve(path).await?)
+    }
+
+    /// Writes (creates or updates) a connection; plugin fields merge into the
+    /// existing ones, so a secret need not be sent again. Validated against the
+    /// plugin's schema, then by the plugin itself when `verify_connection`.
+    pub async fn write_connection(
+        &self,
+        mount: &MountEntry,
+        name: &str,
+        write: ConnectionWrite,
+    ) -> Result<(), SecretsError> {
+        check_name("connection", name)?;
+        let existing = self.data.connection(&mount.uuid, name).await?;
+        let plugin_name = write
+            .plugin_name
+            .clone()
+            .filter(|p| !p.is_empty())
+            .or_else(|| existing.as_ref().map(|c| c.plugin_name.clone()))
+            .or_else(|| mount.plugin.clone())
+            .ok_or_else(|| invalid("plugin_name is required on a `database` mount"))?;
+        if let (Some(own), Some(asked)) = (&mount.plugin, &write.plugin_name)
+            && !asked.is_empty()
+            && asked != own
+        {
+            return Err(invalid(format!(
+                "this mount runs plugin `{own}`; plugin_name `{asked}` does not match"
+            )));
+        }
+        let pinned = if plugin_name.as_str() == mount.plugin.as_deref().unwrap_or_default() {
+            mount.plugin_version.clone()
+        } else {
+            None
+        };
+        let version = write
+            .plugin_version
+            .clone()
+            .or_else(|| {
+                existing
+                    .as_ref()
+                    .filter(|c| c.plugin_name == plugin_name)
+                    .map(|c| c.plugin_version.clone())
+            })
+            .or(pinned);
+        let entry = self.catalog_entry(&plugin_name, version.as_deref()).await?;
+
+        let mut config = existing
+            .as_ref()
+            .filter(|c| c.plugin_name == plugin_name)
+            .map(|c| c.config.clone())
+            .unwrap_or_default();
+        for (field, value) in write.config {
+            if value.is_null() {
+                config.remove(&field);
+            } else {
+                config.insert(field, value);
+            }
+        }
+        let schema = ObjectSchema::parse(&entry.config_schema);
+        reject_unknown(&schema, &config, "connection")?;
+        schema
+            .check("connection config", &config)
+            .map_err(SecretsError::Invalid)?;
+
+        let keep = |new: Option<Vec<String>>, old: fn(&Connection) -> &Vec<String>| {
+            new.or_else(|| existing.as_ref().map(|c| old(c).clone()))
+                .unwrap_or_default()
+        };
+        let connection = Connection {
+            plugin_name,
+            plugin_version: entry.version.clone(),
+            allowed_roles: keep(write.allowed_roles, |c| &c.allowed_roles),
+            allowed_hosts: keep(write.allowed_hosts, |c| &c.allowed_hosts),
+            allowed_origins: keep(write.allowed_origins, |c| &c.allowed_origins),
+            directory: write
+                .directory
+                .or_else(|| existing.as_ref().and_then(|c| c.directory.clone())),
+            verify_connection: write.verify_connection.unwrap_or(true),
+            config,
+        };
+        let target = self.resolver.target(mount, &connection).await?;
+        if connection.verify_connection {
+            target
+                .plugin
+                .validate(&target.scope, &target.config, None)
+                .await?;
+        }
+        self.data
+            .put_connection(&mount.uuid, name, &connection)
+            .await?;
+        Ok(())
+    }
+
+    /// A connection and the catalog entry of its plugin.
+    pub async fn connection(
+        &self,
+        mount: &MountEntry,
+        name: &str,
+    ) -> Result<(Connection, CatalogEntry), SecretsError> {
+        let connection = self
+            .data
+            .connection(&mount.uuid, name)
+            .await?
+            .ok_or(SecretsError::NotFound)?;
+        let entry = self
+            .catalog_entry(&connection.plugin_name, Some(&connection.plugin_version))
+            .await?;
+        Ok((connection, entry))
+    }
+
+    /// Deletes a connection no lease uses.
+    pub async fn delete_connection(
+        &self,
+        mount: &MountEntry,
+        name: &str,
+    ) -> Result<(), SecretsError> {
+        if self.leases.connection_in_use(&mount.uuid, name).await? {
+            return Err(invalid(format!(
+                "connection `{name}` has leases; revoke them first (sys/leases/revoke-prefix/{}creds)",
+                mount.path
+            )));
+        }
+        Ok(self.data.delete_connection(&mount.uuid, name).await?)
+    }
+
+    /// Rotates the connection's root credential through the plugin and stores
+    /// the config it returns in one write.
+    pub async fn rotate_root(&self, mount: &MountEntry, name: &str) -> Result<(), SecretsError> {
+        let (mut connection, entry) = self.connection(mount, name).await?;
+        if !entry.can_rotate_root {
+            return Err(invalid(format!(
+                "plugin `{}` cannot rotate its root credential",
+                entry.name
+            )));
+        }
+        let target = self.resolver.target(mount, &connection).await?;
+        let rotated = target
+            .plugin
+            .rotate_root(&target.scope, &target.config)
+            .await?;
+        let config: Map<String, Value> = serde_json::from_str(rotated.expose_secret())
+            .map_err(|_| invalid("the plugin returned a config that is not a JSON object"))?;
+        connection.config = config;
+        self.data
+            .put_connection(&mount.uuid, name, &connection)
+            .await?;
+        Ok(())
+    }
+
+    /// Writes a role after checking its fields against the plugin's role schema
+    /// and the plugin's own `validate`.
+    pub async fn write_role(
+        &self,
+        mount: &MountEntry,
+        name: &str,
+        db_name: Option<String>,
+        default_ttl: Option<u64>,
+        max_ttl: Option<u64>,
+        fields: Map<String, Value>,
+    ) -> Result<(), SecretsError> {
+        check_name("role", name)?;
+        let existing = self.data.role(&mount.uuid, name).await?;
+        let db_name = db_name
+            .filter(|d| !d.is_empty())
+            .or_else(|| existing.as_ref().map(|r| r.db_name.clone()))
+            .ok_or_else(|| invalid("db_name is required: the connection the role issues on"))?;
+        let (connection, entry) = match self.connection(mount, &db_name).await {
+            Err(SecretsError::NotFound) => {
+                return Err(invalid(format!("connection `{db_name}` does not exist")));
+            }
+            other => other?,
+        };
+        let mut merged = existing
+            .as_ref()
+            .map(|r| r.fields.clone())
+            .unwrap_or_default();
+        let schema = ObjectSchema::parse(&entry.role_schema);
+        for (field, value) in fields {
+            // Vault's database-engine role fields a client library always sends;
+            // meaningful only to plugins that declare them.
+            let empty =
+                value.is_null() || value.as_array().is_some_and(Vec::is_empty) || value == "";
+            if empty && VAULT_ROLE_FIELDS.contains(&field.as_str()) && !schema.has_property(&field)
+            {
+                continue;
+            }
+            if value.is_null() {
+                merged.remove(&field);
+            } else {
+                merged.insert(field, value);
+            }
+        }
+        reject_unknown(&schema, &merged, "role")?;
+        schema
+            .check("role", &merged)
+            .map_err(SecretsError::Invalid)?;
+        let role = Role {
+            db_name,
+            default_ttl: default_ttl
+                .or(existing.as_ref().map(|r| r.default_ttl))
+                .unwrap_or(0),
+            max_ttl: max_ttl
+                .or(existing.as_ref().map(|r| r.max_ttl))
+                .unwrap_or(0),
+            fields: merged,
+        };
+        if role.max_ttl != 0 && role.default_ttl > role.max_ttl {
+            return Err(invalid("default_ttl is greater than max_ttl"));
+        }
+        let target = self.resolver.target(mount, &connection).await?;
+        target
+            .plugin
+            .validate(&target.scope, &target.config, Some(&role.fields_json()))
+            .await?;
+        self.data.put_role(&mount.uuid, name, &role).await?;
+        Ok(())
+    }
+
+    /// The role `name`.
+    pub async fn role(&self, mount: &MountEntry, name: &str) -> Result<Role, SecretsError> {
+        self.data
+            .role(&mount.uuid, name)
+            .await?
+            .ok_or(SecretsError::NotFound)
+    }
+
+    /// Issues a credential for `role_name`.
+    pub async fn issue(
+        &self,
+        mount: &MountEntry,
+        role_name: &str,
+        requester: Requester,
+    ) -> Result<IssuedLease, SecretsError> {
+        let role = match self.data.role(&mount.uuid, role_name).await? {
+            Some(role) => role,
+            None => return Err(invalid(format!("unknown role: {role_name}"))),
+        };
+        let connection = self
+            .data
+            .connection(&mount.uuid, &role.db_name)
+            .await?
+            .ok_or_else(|| {
+                invalid(format!(
+                    "connection `{}` of role `{role_name}` does not exist",
+                    role.db_name
+                ))
+            })?;
+        if !connection.allows(role_name) {
+            return Err(invalid(format!(
+                "role `{role_name}` is not in the allowed_roles of connection `{}`",
+                role.db_name
+            )));
+        }
+        let target = self.resolver.target(mount, &connection).await?;
+        let issued = self
+            .leases
+            .issue(IssueRequest {
+                mount_path: mount.path.clone(),
+                mount_uuid: mount.uuid.clone(),
+                role: role_name.to_owned(),
+                role_fields: role.fields_json(),
+                connection: role.db_name.clone(),
+                target,
+                ttl: TtlSettings {
+                    mount_default: mount.default_lease_ttl,
+                    mount_max: mount.max_lease_ttl,
+                    role_default: role.default_ttl,
+                    role_max: role.max_ttl,
+                },
+                token_accessor: requester.accessor,
+                requester: requester.display_name,
+                token_expire_at: requester.expire_at,
+            })
+            .await?;
+        Ok(issued)
+    }
+}
+
+/// Role fields of Vault's database engine that hvac and others send with empty
+/// values whatever the plugin.
+const VAULT_ROLE_FIELDS: &[&str] = &[
+    "creation_statements",
+    "revocation_statements",
+    "rollback_statements",
+    "renew_statements",
+    "credential_type",
+    "credential_config",
+];
+
+fn check_name(what: &str, name: &str) -> Result<(), SecretsError> {
+    let plain = !name.is_empty()
+        && name.len() <= 128
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+    if plain {
+        Ok(())
+    } else {
+        Err(invalid(format!(
+            "{what} name `{name}`: use letters, digits, `-`, `_` and `.` (at most 128)"
+        )))
+    }
+}
+
+/// A field the plugin's schema does not list is refused by name, even when the
+/// schema itself allows extra fields.
+fn reject_unknown(
+    schema: &ObjectSchema,
+    value: &Map<String, Value>,
+    what: &str,
+) -> Result<(), SecretsError> {
+    let known = schema.properties();
+    if known.is_empty() && schema.is_unconstrained() {
+        return Ok(());
+    }
+    let unknown: Vec<&String> = value.keys().filter(|k| !known.contains(k)).collect();
+    if unknown.is_empty() {
+        Ok(())
+    } else {
+        Err(invalid(format!(
+            "unknown {what} field(s) for this plugin: {}",
+            unknown
+                .iter()
+                .map(|k| format!("`{k}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )))
+    }
+}
