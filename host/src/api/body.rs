@@ -59,8 +59,16 @@ fn parse<T: DeserializeOwned>(text: &[u8]) -> Result<T, ApiError> {
             format!("field `{path}` has the wrong type or value")
         } else {
             // Missing and unknown fields: serde names the field, not a value.
+            // Other messages are this crate's own (durations), which never quote
+            // the value either; they get the field's path in front.
             let message = message.split(" at line ").next().unwrap_or(&message);
-            format!("invalid request body: {message}")
+            let names_field =
+                message.starts_with("missing field") || message.starts_with("unknown field");
+            if names_field || path.is_empty() || path == "." {
+                format!("invalid request body: {message}")
+            } else {
+                format!("field `{path}`: {message}")
+            }
         };
         ApiError::bad_request(explained)
     })

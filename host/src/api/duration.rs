@@ -19,9 +19,9 @@ impl<'de> Deserialize<'de> for Seconds {
         match Raw::deserialize(deserializer)? {
             Raw::Number(seconds) => Ok(Self(seconds)),
             Raw::Text(text) => parse(&text).map(Self).ok_or_else(|| {
-                serde::de::Error::custom(format!(
-                    "`{text}` is not a duration: use seconds or a value like 1h, 30m, 1h30m"
-                ))
+                serde::de::Error::custom(
+                    "not a duration: use seconds or a value like 1h, 30m, 1h30m",
+                )
             }),
         }
     }

@@ -66,6 +66,11 @@ impl Nginx {
         nginx
     }
 
+    /// The loopback port it listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
     /// The HTTP status of `GET /` with basic auth.
     pub fn status(&self, user: &str, password: &str) -> u16 {
         let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
