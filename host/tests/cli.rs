@@ -178,6 +178,81 @@ fn every_cli_verb_against_a_real_server() {
     assert!(verified.contains("chain intact"), "{verified}");
     cli.ok(&["audit", "disable", "file"]);
 
+    // plugin register (upload), list, info; secrets enable; a credential; lease
+    // lookup, renew, revoke; secrets disable; plugin deregister.
+    let gated = leasehold_plugin_artifacts::GATED;
+    let sha256 = {
+        use sha2::Digest as _;
+        hex::encode(sha2::Sha256::digest(std::fs::read(gated).unwrap()))
+    };
+    cli.ok(&[
+        "plugin",
+        "register",
+        &format!("-sha256={sha256}"),
+        &format!("-wasm={gated}"),
+        "secret",
+        "gated",
+    ]);
+    let listed = cli.json(&["plugin", "list"]);
+    assert!(
+        listed["data"]["secret"]
+            .as_array()
+            .unwrap()
+            .contains(&Value::from("gated"))
+    );
+    assert_eq!(
+        cli.json(&["plugin", "info", "gated"])["data"]["sha256"],
+        sha256
+    );
+    cli.ok(&[
+        "secrets",
+        "enable",
+        "-path=files",
+        "-default-lease-ttl=1h",
+        "gated",
+    ]);
+    assert!(cli.ok(&["secrets", "list"]).contains("files/"));
+    let target = root.path().join("target");
+    std::fs::create_dir(&target).unwrap();
+    cli.ok(&[
+        "write",
+        "files/config/c",
+        &format!("directory={}", target.display()),
+        "allowed_roles=*",
+    ]);
+    cli.ok(&["write", "files/roles/r", "db_name=c"]);
+    let issued = cli.json(&["read", "files/creds/r"]);
+    let lease_id = issued["lease_id"].as_str().unwrap().to_owned();
+    let user = issued["data"]["username"].as_str().unwrap().to_owned();
+    assert!(target.join("users").join(&user).exists());
+    assert_eq!(
+        cli.json(&["lease", "lookup", &lease_id])["data"]["id"],
+        lease_id
+    );
+    assert_eq!(
+        cli.json(&["lease", "renew", "-increment=30m", &lease_id])["lease_duration"],
+        1800
+    );
+    cli.ok(&["lease", "revoke", &lease_id]);
+    assert!(
+        !target.join("users").join(&user).exists(),
+        "revoked user left behind"
+    );
+    let second = cli.json(&["read", "files/creds/r"])["data"]["username"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    cli.ok(&["lease", "revoke", "-prefix", "files/creds/r"]);
+    assert!(!target.join("users").join(&second).exists());
+    let in_use = cli.run(&["plugin", "deregister", "secret", "gated"]);
+    assert!(
+        !in_use.status.success(),
+        "a mounted plugin was deregistered"
+    );
+    cli.ok(&["secrets", "disable", "files"]);
+    cli.ok(&["plugin", "deregister", "secret", "gated"]);
+    assert!(!cli.run(&["plugin", "info", "gated"]).status.success());
+
     // operator rotate and seal; Vault's variables work when ours are unset.
     let rotated = cli.json(&["operator", "rotate"]);
     assert_eq!(rotated["data"]["term"], 2);

@@ -274,6 +274,25 @@ fn dev_mode_is_ready_and_prints_how_to_talk_to_it() {
         get(&server, "auth/token/lookup-self", Some(&token)).0,
         StatusCode::OK
     );
+    // The bundled plugins are registered and mountable.
+    let (status, catalog) = get(&server, "sys/plugins/catalog", Some(&token));
+    assert_eq!(status, StatusCode::OK);
+    for bundled in ["htpasswd", "noop"] {
+        assert!(
+            catalog["data"]["secret"]
+                .as_array()
+                .unwrap()
+                .contains(&Value::from(bundled)),
+            "{catalog}"
+        );
+    }
+    let (status, _) = put(
+        &server,
+        "sys/mounts/noop",
+        Some(&token),
+        serde_json::json!({"type": "noop"}),
+    );
+    assert_eq!(status, StatusCode::NO_CONTENT);
 }
 
 #[test]

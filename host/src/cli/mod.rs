@@ -70,6 +70,21 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Registers, lists, describes and deregisters plugins in the catalog.
+    Plugin {
+        #[command(subcommand)]
+        command: PluginCommand,
+    },
+    /// Mounts plugins at paths: enable, list, disable.
+    Secrets {
+        #[command(subcommand)]
+        command: SecretsCommand,
+    },
+    /// Looks up, renews and revokes leases.
+    Lease {
+        #[command(subcommand)]
+        command: LeaseCommand,
+    },
     /// Reads a path.
     Read { path: String },
     /// Writes `key=value` pairs (`key=@file` reads a file) to a path.
@@ -174,6 +189,104 @@ enum AuditCommand {
     Disable { path: String },
     /// Checks the hash chain of an audit file and reports the first broken link.
     Verify { file: PathBuf },
+}
+
+#[derive(Subcommand)]
+enum PluginCommand {
+    /// Registers a component: `plugin register -sha256 HEX -wasm FILE [secret] NAME`
+    /// uploads a local file; `-command FILE` names one in the server's plugin
+    /// directory instead.
+    Register {
+        /// `[secret|database] NAME`.
+        #[arg(required = true, num_args = 1..=2)]
+        names: Vec<String>,
+        /// SHA-256 of the component, hex; the server refuses other bytes.
+        #[arg(long)]
+        sha256: String,
+        /// A local `.wasm` file to upload.
+        #[arg(long, conflicts_with = "command")]
+        wasm: Option<PathBuf>,
+        /// A file name in the server's plugin directory.
+        #[arg(long)]
+        command: Option<String>,
+        /// The version the component must report.
+        #[arg(long)]
+        version: Option<String>,
+    },
+    /// Lists registered plugins and versions.
+    List,
+    /// Shows a plugin: version, sha256, schemas (`[secret] NAME`).
+    Info {
+        #[arg(required = true, num_args = 1..=2)]
+        names: Vec<String>,
+        #[arg(long)]
+        version: Option<String>,
+    },
+    /// Removes a plugin (every version, or `-version`), unless a mount uses it.
+    Deregister {
+        #[arg(required = true, num_args = 1..=2)]
+        names: Vec<String>,
+        #[arg(long)]
+        version: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum SecretsCommand {
+    /// Mounts a catalog plugin (or `database`) at `-path` (default: its name).
+    Enable {
+        kind: String,
+        #[arg(long)]
+        path: Option<String>,
+        #[arg(long)]
+        description: Option<String>,
+        #[arg(long)]
+        default_lease_ttl: Option<String>,
+        #[arg(long)]
+        max_lease_ttl: Option<String>,
+        #[arg(long)]
+        plugin_version: Option<String>,
+    },
+    /// Lists mounts.
+    List,
+    /// Unmounts a path after revoking its leases.
+    Disable {
+        path: String,
+        /// Remove leases that cannot be revoked.
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum LeaseCommand {
+    /// Shows a lease.
+    Lookup { lease_id: String },
+    /// Renews a lease from now.
+    Renew {
+        lease_id: String,
+        #[arg(long)]
+        increment: Option<String>,
+    },
+    /// Revokes a lease, or every lease under a prefix.
+    Revoke {
+        lease_id: String,
+        /// The argument is a prefix (a mount, a role).
+        #[arg(long)]
+        prefix: bool,
+        /// Remove the leases even when the target fails (needs -prefix).
+        #[arg(long, requires = "prefix")]
+        force: bool,
+    },
+}
+
+/// `[type] name` of the plugin commands.
+fn plugin_path(names: &[String]) -> String {
+    match names {
+        [kind, name] => format!("sys/plugins/catalog/{kind}/{name}"),
+        [name] => format!("sys/plugins/catalog/secret/{name}"),
+        _ => unreachable!("clap checks 1..=2"),
+    }
 }
 
 /// Vault writes long flags with one dash; clap wants two.
@@ -510,6 +623,104 @@ fn remote(command: Command, client: &Client, format: Format) -> Result<(), Strin
             AuditCommand::List => call("GET", "sys/audit", None)?,
             AuditCommand::Disable { path } => call("DELETE", &format!("sys/audit/{path}"), None)?,
             AuditCommand::Verify { .. } => unreachable!("handled locally"),
+        },
+        Command::Plugin { command } => match command {
+            PluginCommand::Register {
+                names,
+                sha256,
+                wasm,
+                command,
+                version,
+            } => {
+                let mut body = json!({ "sha256": sha256, "version": version });
+                match (wasm, command) {
+                    (Some(file), _) => {
+                        let bytes = std::fs::read(&file)
+                            .map_err(|err| format!("reading {}: {err}", file.display()))?;
+                        body["wasm"] = json!(base64::Engine::encode(
+                            &base64::engine::general_purpose::STANDARD,
+                            bytes
+                        ));
+                    }
+                    (None, Some(command)) => body["command"] = json!(command),
+                    (None, None) => return Err("give -wasm FILE or -command NAME".into()),
+                }
+                call("PUT", &plugin_path(&names), Some(body))?
+            }
+            PluginCommand::List => call("GET", "sys/plugins/catalog", None)?,
+            PluginCommand::Info { names, version } => {
+                let query = version.map(|v| format!("?version={v}")).unwrap_or_default();
+                call("GET", &format!("{}{query}", plugin_path(&names)), None)?
+            }
+            PluginCommand::Deregister { names, version } => {
+                let query = version.map(|v| format!("?version={v}")).unwrap_or_default();
+                call("DELETE", &format!("{}{query}", plugin_path(&names)), None)?
+            }
+        },
+        Command::Secrets { command } => match command {
+            SecretsCommand::Enable {
+                kind,
+                path,
+                description,
+                default_lease_ttl,
+                max_lease_ttl,
+                plugin_version,
+            } => {
+                let path = path.unwrap_or_else(|| kind.clone());
+                let body = json!({
+                    "type": kind,
+                    "description": description,
+                    "plugin_version": plugin_version,
+                    "config": {
+                        "default_lease_ttl": default_lease_ttl,
+                        "max_lease_ttl": max_lease_ttl,
+                    },
+                });
+                call("POST", &format!("sys/mounts/{path}"), Some(body))?
+            }
+            SecretsCommand::List => call("GET", "sys/mounts", None)?,
+            SecretsCommand::Disable { path, force } => {
+                let query = if force { "?force=true" } else { "" };
+                call("DELETE", &format!("sys/mounts/{path}{query}"), None)?
+            }
+        },
+        Command::Lease { command } => match command {
+            LeaseCommand::Lookup { lease_id } => call(
+                "PUT",
+                "sys/leases/lookup",
+                Some(json!({ "lease_id": lease_id })),
+            )?,
+            LeaseCommand::Renew {
+                lease_id,
+                increment,
+            } => call(
+                "PUT",
+                "sys/leases/renew",
+                Some(json!({ "lease_id": lease_id, "increment": increment })),
+            )?,
+            LeaseCommand::Revoke {
+                lease_id,
+                prefix: false,
+                ..
+            } => call(
+                "PUT",
+                "sys/leases/revoke",
+                Some(json!({ "lease_id": lease_id })),
+            )?,
+            LeaseCommand::Revoke {
+                lease_id, force, ..
+            } => {
+                let kind = if force {
+                    "revoke-force"
+                } else {
+                    "revoke-prefix"
+                };
+                call(
+                    "PUT",
+                    &format!("sys/leases/{kind}/{lease_id}"),
+                    Some(json!({})),
+                )?
+            }
         },
         Command::Read { path } => call("GET", &path, None)?,
         Command::Write { path, pairs } => call("PUT", &path, Some(pairs_to_body(&pairs)?))?,
