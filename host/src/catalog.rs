@@ -21,6 +21,8 @@ const BYTES: &str = "sys/plugins/wasm/";
 pub const BUNDLED: &[&[u8]] = &[
     leasehold_plugin_artifacts::NOOP_WASM,
     leasehold_plugin_artifacts::HTPASSWD_WASM,
+    leasehold_plugin_artifacts::WEBHOOK_WASM,
+    leasehold_plugin_artifacts::REDIS_WASM,
 ];
 
 /// One registered version of a plugin.

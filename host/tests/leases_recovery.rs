@@ -213,6 +213,17 @@ fn failed_revocations_back_off_then_succeed_or_become_irrevocable() {
             .contains("leasehold_leases{mount=\"files/\",state=\"irrevocable\"} 1"),
         "{metrics}"
     );
+    // The mount cannot be disabled while the lease cannot be revoked.
+    let (status, refused) = api.delete("sys/mounts/files");
+    assert_eq!(status, 400, "{refused}");
+    assert!(
+        refused["errors"][0]
+            .as_str()
+            .unwrap()
+            .contains("could not be revoked"),
+        "{refused}"
+    );
+    assert!(api.get("sys/mounts").1["data"].get("files/").is_some());
     let (status, _) = api.put("sys/leases/revoke-force/files/creds/dead", json!({}));
     assert_eq!(status, 204);
     assert_eq!(lookup(&dead_lease).0, 400);

@@ -97,6 +97,66 @@ fn no_secret_reaches_the_log_or_the_audit_file() {
     send("GET", "auth/token/lookup-self", Some(wrong), Value::Null);
     secrets.push(wrong.to_owned());
     send("POST", "auth/token/revoke-self", Some(&child), json!({}));
+
+    // A credential and a connection's root password.
+    let target = root.path().join("target");
+    std::fs::create_dir(&target).unwrap();
+    let gated = leasehold_plugin_artifacts::read(leasehold_plugin_artifacts::GATED);
+    send(
+        "PUT",
+        "sys/plugins/catalog/secret/gated",
+        Some(&root_token),
+        json!({
+            "sha256": hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&gated)),
+            "wasm": base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &gated),
+        }),
+    );
+    send(
+        "POST",
+        "sys/mounts/files",
+        Some(&root_token),
+        json!({"type": "gated"}),
+    );
+    let root_password = "connection-root-password-5be1";
+    secrets.push(root_password.to_owned());
+    send(
+        "POST",
+        "files/config/c",
+        Some(&root_token),
+        json!({"password": root_password, "directory": target, "allowed_roles": "*"}),
+    );
+    let read_back = send("GET", "files/config/c", Some(&root_token), Value::Null);
+    assert!(
+        read_back["data"]["connection_details"].is_object(),
+        "{read_back}"
+    );
+    assert!(
+        !read_back.to_string().contains(root_password),
+        "{read_back}"
+    );
+    send(
+        "POST",
+        "files/roles/r",
+        Some(&root_token),
+        json!({"db_name": "c"}),
+    );
+    let issued = send("GET", "files/creds/r", Some(&root_token), Value::Null);
+    let password = issued["data"]["password"].as_str().unwrap().to_owned();
+    secrets.push(password);
+    send(
+        "PUT",
+        "sys/leases/renew",
+        Some(&root_token),
+        json!({"lease_id": issued["lease_id"]}),
+    );
+    send(
+        "PUT",
+        "sys/leases/revoke",
+        Some(&root_token),
+        json!({"lease_id": issued["lease_id"]}),
+    );
+    send("POST", "files/rotate-root/c", Some(&root_token), json!({}));
+
     send("PUT", "sys/rotate", Some(&root_token), json!({}));
     send("PUT", "sys/seal", Some(&root_token), json!({}));
 

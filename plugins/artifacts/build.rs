@@ -13,13 +13,15 @@ use std::process::Command;
 const COMPONENTS: &[(&str, &str)] = &[
     ("NOOP", "leasehold-plugin-noop"),
     ("HTPASSWD", "leasehold-plugin-htpasswd"),
+    ("WEBHOOK", "leasehold-plugin-webhook"),
+    ("REDIS", "leasehold-plugin-redis"),
     ("GATED", "leasehold-fixture-gated"),
     ("HOSTILE", "leasehold-fixture-hostile"),
     ("WRONG_WORLD", "leasehold-fixture-wrong-world"),
 ];
 
 /// The components the server ships inside its binary.
-const BUNDLED: &[&str] = &["NOOP", "HTPASSWD"];
+const BUNDLED: &[&str] = &["NOOP", "HTPASSWD", "WEBHOOK", "REDIS"];
 
 /// Cargo profile for plugins (see the workspace `Cargo.toml`).
 const PROFILE: &str = "plugin";

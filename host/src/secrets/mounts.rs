@@ -6,6 +6,7 @@
 use crate::barrier::{Barrier, BarrierError};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 const MOUNTS: &str = "sys/mounts/";
@@ -75,6 +76,11 @@ pub fn normalize(path: &str) -> Result<String, String> {
 pub struct MountTable {
     barrier: Arc<Barrier>,
     cache: RwLock<Option<BTreeMap<String, MountEntry>>>,
+    /// Bumped by every change, so a load that raced with a change does not
+    /// cache what it read before it.
+    generation: AtomicU64,
+    /// One change at a time (the overlap check and the write go together).
+    writing: tokio::sync::Mutex<()>,
 }
 
 impl MountTable {
@@ -83,6 +89,8 @@ impl MountTable {
         Self {
             barrier,
             cache: RwLock::new(None),
+            generation: AtomicU64::new(0),
+            writing: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -96,6 +104,7 @@ impl MountTable {
         {
             return Ok(table.clone());
         }
+        let generation = self.generation.load(Ordering::SeqCst);
         let mut table = BTreeMap::new();
         for key in self.barrier.list(MOUNTS).await? {
             if let Some(bytes) = self.barrier.get(&key).await?
@@ -104,7 +113,10 @@ impl MountTable {
                 table.insert(entry.path.clone(), entry);
             }
         }
-        *self.cache.write().unwrap_or_else(|e| e.into_inner()) = Some(table.clone());
+        let mut cache = self.cache.write().unwrap_or_else(|e| e.into_inner());
+        if self.generation.load(Ordering::SeqCst) == generation {
+            *cache = Some(table.clone());
+        }
         Ok(table)
     }
 
@@ -127,6 +139,7 @@ impl MountTable {
 
     /// Adds a mount; refuses a path that is, contains or is inside another mount.
     pub async fn insert(&self, entry: MountEntry) -> Result<(), String> {
+        let _writing = self.writing.lock().await;
         let table = self.all().await.map_err(|e| e.to_string())?;
         if let Some(clash) = table
             .keys()
@@ -145,6 +158,7 @@ impl MountTable {
 
     /// Removes the mount at `path`.
     pub async fn remove(&self, path: &str) -> Result<(), BarrierError> {
+        let _writing = self.writing.lock().await;
         self.barrier.delete(&format!("{MOUNTS}{path}")).await?;
         self.forget();
         Ok(())
@@ -152,7 +166,9 @@ impl MountTable {
 
     /// Drops the in-memory table (after a write, or a seal).
     pub fn forget(&self) {
-        *self.cache.write().unwrap_or_else(|e| e.into_inner()) = None;
+        let mut cache = self.cache.write().unwrap_or_else(|e| e.into_inner());
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        *cache = None;
     }
 }
 

@@ -1,0 +1,121 @@
+//! Connections: plugins registered from the plugin directory, secret fields that
+//! are never read back, partial updates that keep them, root rotation stored in
+//! one write, and the checks that tie roles, connections and plugins together.
+
+mod support;
+
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use support::Server;
+
+#[test]
+fn connections_keep_secrets_and_rotate_their_root() {
+    let root = tempfile::tempdir().unwrap();
+    let plugins = root.path().join("plugins");
+    std::fs::create_dir(&plugins).unwrap();
+    let gated = leasehold_plugin_artifacts::read(leasehold_plugin_artifacts::GATED);
+    std::fs::write(plugins.join("gated.wasm"), &gated).unwrap();
+    let server = Server::with_config(
+        &support::data_dir(&root),
+        &format!(
+            "[plugins]\ndirectory = {:?}\n",
+            plugins.display().to_string()
+        ),
+    );
+    let api = server.api(&server.init_and_unseal());
+
+    // Registered by file name in the plugin directory, with its sha256; again is fine.
+    let register = json!({"sha256": hex::encode(Sha256::digest(&gated)), "command": "gated.wasm"});
+    api.ok("sys/plugins/catalog/secret/gated", register.clone());
+    api.ok("sys/plugins/catalog/secret/gated", register);
+    let (status, info) = api.get("sys/plugins/catalog/secret/gated");
+    assert_eq!(status, 200);
+    assert_eq!(info["data"]["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(info["data"]["can_rotate_root"], true);
+    assert!(
+        info["data"]["config_schema"]["properties"]["password"].is_object(),
+        "{info}"
+    );
+
+    let target = root.path().join("target");
+    std::fs::create_dir(&target).unwrap();
+    api.ok("sys/mounts/files", json!({"type": "gated"}));
+    api.ok(
+        "files/config/c",
+        json!({"password": "hunter2-root", "directory": target, "allowed_roles": "*"}),
+    );
+    let (status, read) = api.get("files/config/c");
+    assert_eq!(status, 200);
+    // The secret is stored but never shown; what was not given is not invented.
+    assert_eq!(read["data"]["connection_details"], json!({}));
+    assert_eq!(read["data"]["plugin_name"], "gated");
+    assert!(!read.to_string().contains("hunter2"), "{read}");
+    assert_eq!(api.list("files/config").1["data"]["keys"], json!(["c"]));
+
+    // A partial update keeps the fields it does not name.
+    api.ok("files/config/c", json!({"allowed_roles": ["r"]}));
+    let (_, read) = api.get("files/config/c");
+    assert_eq!(read["data"]["allowed_roles"], json!(["r"]));
+    assert_eq!(read["data"]["directory"], json!(target));
+
+    // rotate-root stores the config the plugin returns.
+    let (status, reply) = api.put("files/rotate-root/c", json!({}));
+    assert_eq!(status, 204, "{reply}");
+    let (_, read) = api.get("files/config/c");
+    assert_eq!(read["data"]["connection_details"], json!({"generation": 1}));
+    // And the rotated connection still issues.
+    api.ok("files/roles/r", json!({"db_name": "c"}));
+    let (status, issued) = api.get("files/creds/r");
+    assert_eq!(status, 200, "{issued}");
+    assert!(
+        issued["data"]["username"]
+            .as_str()
+            .unwrap()
+            .starts_with("v-root-r-"),
+        "the requester's display name reaches the plugin: {issued}"
+    );
+    // The older `sys/renew` and `sys/revoke` paths, with the lease in the path.
+    let lease_id = issued["lease_id"].as_str().unwrap();
+    let (status, renewed) = api.put(&format!("sys/renew/{lease_id}"), json!({"increment": 60}));
+    assert_eq!(
+        (status, renewed["lease_duration"].clone()),
+        (200, json!(60))
+    );
+    let (status, _) = api.put(&format!("sys/revoke/{lease_id}"), json!({}));
+    assert_eq!(status, 204);
+    assert_eq!(std::fs::read_dir(target.join("users")).unwrap().count(), 0);
+
+    // A plugin that cannot rotate says so; a connection cannot switch plugins
+    // on a mount of one plugin; a plugin in use cannot be deregistered.
+    api.ok("sys/mounts/web", json!({"type": "htpasswd"}));
+    let auth = root.path().join("auth");
+    std::fs::create_dir(&auth).unwrap();
+    api.ok(
+        "web/config/site",
+        json!({"file": "htpasswd", "directory": auth}),
+    );
+    let (status, reply) = api.put("web/rotate-root/site", json!({}));
+    assert_eq!(status, 400, "{reply}");
+    assert!(
+        reply["errors"][0]
+            .as_str()
+            .unwrap()
+            .contains("cannot rotate")
+    );
+    let (status, reply) = api.put("web/config/other", json!({"plugin_name": "gated"}));
+    assert_eq!(status, 400, "{reply}");
+    let (status, reply) = api.delete("sys/plugins/catalog/secret/gated");
+    assert_eq!(status, 400, "{reply}");
+    assert!(
+        reply["errors"][0].as_str().unwrap().contains("in use"),
+        "{reply}"
+    );
+
+    // Disabling a mount removes its connections and roles; then the plugin can go.
+    let (status, _) = api.delete("sys/mounts/files");
+    assert_eq!(status, 204);
+    assert_eq!(api.get("sys/mounts").1["data"].get("files/"), None);
+    let (status, _) = api.delete("sys/plugins/catalog/secret/gated");
+    assert_eq!(status, 204);
+    assert_eq!(api.get("sys/plugins/catalog/secret/gated").0, 404);
+}

@@ -1,0 +1,141 @@
+//! The `redis` plugin: Redis 6+/7 ACL users.
+//!
+//! `create` runs `ACL SETUSER <name> reset on >password <rules>` as the config's
+//! admin user; `revoke` kills the user's connections (`CLIENT KILL USER`) and
+//! deletes it (`ACL DELUSER`); `rotate-root` gives the admin a new password
+//! (`ACL SETUSER <admin> resetpass >new`). RESP frames come from the
+//! `redis-protocol` crate over a plain TCP connection to the granted address.
+
+mod connection;
+mod rules;
+
+use connection::Connection;
+use leasehold_sdk::prelude::*;
+
+/// Longest username this plugin makes.
+const MAX_USERNAME: usize = 64;
+
+/// How to reach Redis and as whom.
+#[derive(Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct Config {
+    /// Host name or IP address (grant `host:port` in `allowed_hosts`).
+    host: String,
+    /// Port (default 6379).
+    #[serde(default = "default_port")]
+    port: u16,
+    /// The admin user (default `default`); needs `+acl` and `+client`.
+    #[serde(default = "default_user")]
+    username: String,
+    /// The admin user's password.
+    password: Secret,
+    /// TLS to Redis; not supported yet, so it must be false.
+    #[serde(default)]
+    tls: bool,
+}
+
+fn default_port() -> u16 {
+    6379
+}
+
+fn default_user() -> String {
+    "default".into()
+}
+
+/// What a credential may do.
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct Role {
+    /// ACL rules for the user, e.g. `["~app:*", "+@read"]`. Passwords, `nopass`
+    /// and `on`/`off` are the plugin's business and refused here.
+    acl_rules: Vec<String>,
+    /// Allows `allkeys` and `~*` in `acl_rules`.
+    #[serde(default)]
+    allow_all_keys: bool,
+}
+
+impl Config {
+    fn connect(&self) -> Result<Connection> {
+        if self.tls {
+            return Err(Error::invalid_config(
+                "tls is not supported yet: set it to false",
+            ));
+        }
+        let mut connection = Connection::open(&self.host, self.port)?;
+        connection.auth(&self.username, self.password.expose())?;
+        Ok(connection)
+    }
+}
+
+struct Redis;
+
+impl Provider for Redis {
+    const NAME: &'static str = "redis";
+    const DESCRIPTION: &'static str = "Redis 6+/7 ACL users";
+    const MAX_USERNAME_LENGTH: u32 = MAX_USERNAME as u32;
+    const CAN_ROTATE_ROOT: bool = true;
+
+    type Config = Config;
+    type Role = Role;
+
+    fn validate(config: &Config, role: Option<&Role>) -> Result<()> {
+        if let Some(role) = role {
+            rules::check(&role.acl_rules, role.allow_all_keys)?;
+        }
+        let mut connection = config.connect()?;
+        connection.command(&["PING"])?;
+        Ok(())
+    }
+
+    fn create(config: &Config, role: &Role, lease: &Lease) -> Result<Issued> {
+        rules::check(&role.acl_rules, role.allow_all_keys)?;
+        let user = lease.username(MAX_USERNAME);
+        let password = generate_password(32);
+        let secret = format!(">{password}");
+        let mut command = vec!["ACL", "SETUSER", &user, "reset", "on", &secret];
+        command.extend(role.acl_rules.iter().map(String::as_str));
+        let mut connection = config.connect()?;
+        if let Err(err) = connection.command(&command) {
+            // Nothing half-made stays behind: SETUSER may have created the user
+            // before a later rule failed.
+            let _ = connection.command(&["ACL", "DELUSER", &user]);
+            return Err(err);
+        }
+        leasehold_sdk::log::info(format!("created Redis user {user}"));
+        Ok(Issued::new(&user)
+            .field("username", &user)
+            .secret("password", password))
+    }
+
+    fn revoke(config: &Config, _: &Role, handle: Option<&str>, lease: &Lease) -> Result<()> {
+        let derived = lease.username(MAX_USERNAME);
+        let user = handle.unwrap_or(&derived);
+        let mut connection = config.connect()?;
+        match connection.command(&["CLIENT", "KILL", "USER", user]) {
+            // Redis answers an error for a user that does not exist: nothing to kill.
+            Err(Error::InvalidRequest(message)) if message.contains("No such user") => {}
+            other => {
+                other?;
+            }
+        }
+        connection.command(&["ACL", "DELUSER", user])?;
+        leasehold_sdk::log::info(format!("deleted Redis user {user}"));
+        Ok(())
+    }
+
+    fn rotate_root(config: &Config) -> Result<Config> {
+        let password = generate_password(32);
+        let secret = format!(">{password}");
+        let mut connection = config.connect()?;
+        connection.command(&["ACL", "SETUSER", &config.username, "resetpass", &secret])?;
+        Ok(Config {
+            host: config.host.clone(),
+            port: config.port,
+            username: config.username.clone(),
+            password: Secret::new(password),
+            tls: config.tls,
+        })
+    }
+}
+
+export_provider!(Redis);
