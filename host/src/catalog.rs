@@ -23,6 +23,7 @@ pub const BUNDLED: &[&[u8]] = &[
     leasehold_plugin_artifacts::HTPASSWD_WASM,
     leasehold_plugin_artifacts::WEBHOOK_WASM,
     leasehold_plugin_artifacts::REDIS_WASM,
+    leasehold_plugin_artifacts::POSTGRES_WASM,
 ];
 
 /// One registered version of a plugin.

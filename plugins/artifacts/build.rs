@@ -15,13 +15,14 @@ const COMPONENTS: &[(&str, &str)] = &[
     ("HTPASSWD", "leasehold-plugin-htpasswd"),
     ("WEBHOOK", "leasehold-plugin-webhook"),
     ("REDIS", "leasehold-plugin-redis"),
+    ("POSTGRES", "leasehold-plugin-postgres"),
     ("GATED", "leasehold-fixture-gated"),
     ("HOSTILE", "leasehold-fixture-hostile"),
     ("WRONG_WORLD", "leasehold-fixture-wrong-world"),
 ];
 
 /// The components the server ships inside its binary.
-const BUNDLED: &[&str] = &["NOOP", "HTPASSWD", "WEBHOOK", "REDIS"];
+const BUNDLED: &[&str] = &["NOOP", "HTPASSWD", "WEBHOOK", "REDIS", "POSTGRES"];
 
 /// Cargo profile for plugins (see the workspace `Cargo.toml`).
 const PROFILE: &str = "plugin";

@@ -86,7 +86,7 @@ pub mod testing;
 pub use error::{Error, Result};
 pub use issued::Issued;
 pub use lease::Lease;
-pub use password::{MIN_PASSWORD_LENGTH, generate_password};
+pub use password::{MIN_PASSWORD_LENGTH, PasswordPolicy, generate_password};
 pub use provider::Provider;
 pub use secret::Secret;
 

@@ -20,8 +20,14 @@ pub const MIN_PASSWORD_LENGTH: usize = 20;
 /// If the host's random source fails, which the host treats as a plugin crash:
 /// issuing a credential with a weak password would be worse.
 pub fn generate_password(len: usize) -> String {
-    let len = len.max(MIN_PASSWORD_LENGTH);
-    let classes = [LOWER, UPPER, DIGITS, SYMBOLS];
+    generate_from(
+        len.max(MIN_PASSWORD_LENGTH),
+        &[LOWER, UPPER, DIGITS, SYMBOLS],
+    )
+}
+
+/// `len` characters with at least one from each class.
+fn generate_from(len: usize, classes: &[&[u8]]) -> String {
     let all: Vec<u8> = classes.concat();
     let mut random = RandomBytes::default();
     loop {
@@ -34,6 +40,70 @@ pub fn generate_password(len: usize) -> String {
         if has_every_class {
             return candidate;
         }
+    }
+}
+
+/// What a generated password is made of, for plugins whose config lets an
+/// operator choose (a target with its own password rules).
+#[derive(
+    Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
+#[serde(deny_unknown_fields, default)]
+pub struct PasswordPolicy {
+    /// Length, 20 to 128 (default 24).
+    pub length: usize,
+    /// Whether it has lower-case letters (default true).
+    pub lowercase: bool,
+    /// Whether it has upper-case letters (default true).
+    pub uppercase: bool,
+    /// Whether it has digits (default true).
+    pub digits: bool,
+    /// Symbols it has, printable ASCII without spaces (default `-`; empty for none).
+    pub symbols: String,
+}
+
+impl Default for PasswordPolicy {
+    fn default() -> Self {
+        Self {
+            length: 24,
+            lowercase: true,
+            uppercase: true,
+            digits: true,
+            symbols: "-".into(),
+        }
+    }
+}
+
+impl PasswordPolicy {
+    /// A password with at least one character of every class the policy has.
+    pub fn generate(&self) -> crate::Result<String> {
+        if !(MIN_PASSWORD_LENGTH..=128).contains(&self.length) {
+            return Err(crate::Error::invalid_config(format!(
+                "password_policy.length must be {MIN_PASSWORD_LENGTH} to 128"
+            )));
+        }
+        if !self.symbols.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(crate::Error::invalid_config(
+                "password_policy.symbols must be printable ASCII without spaces",
+            ));
+        }
+        let symbols = self.symbols.as_bytes();
+        let classes: Vec<&[u8]> = [
+            (self.lowercase, LOWER),
+            (self.uppercase, UPPER),
+            (self.digits, DIGITS),
+            (!symbols.is_empty(), symbols),
+        ]
+        .into_iter()
+        .filter(|(on, _)| *on)
+        .map(|(_, class)| class)
+        .collect();
+        if classes.is_empty() {
+            return Err(crate::Error::invalid_config(
+                "password_policy allows no characters",
+            ));
+        }
+        Ok(generate_from(self.length, &classes))
     }
 }
 
@@ -72,6 +142,50 @@ impl RandomBytes {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn policies_decide_length_and_classes() {
+        let digits_only = PasswordPolicy {
+            length: 30,
+            lowercase: false,
+            uppercase: false,
+            symbols: String::new(),
+            ..PasswordPolicy::default()
+        };
+        let password = digits_only.generate().unwrap();
+        assert_eq!(password.len(), 30);
+        assert!(password.bytes().all(|b| b.is_ascii_digit()));
+        let symbols = PasswordPolicy {
+            symbols: "!@#".into(),
+            ..PasswordPolicy::default()
+        };
+        assert!(
+            symbols
+                .generate()
+                .unwrap()
+                .bytes()
+                .any(|b| b"!@#".contains(&b))
+        );
+        for bad in [
+            PasswordPolicy {
+                length: 8,
+                ..PasswordPolicy::default()
+            },
+            PasswordPolicy {
+                symbols: "a b".into(),
+                ..PasswordPolicy::default()
+            },
+            PasswordPolicy {
+                lowercase: false,
+                uppercase: false,
+                digits: false,
+                symbols: String::new(),
+                ..PasswordPolicy::default()
+            },
+        ] {
+            assert!(bad.generate().is_err(), "{bad:?}");
+        }
+    }
 
     #[test]
     fn passwords_have_every_class_and_the_asked_length() {

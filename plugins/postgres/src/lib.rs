@@ -1,0 +1,301 @@
+//! The `postgres` plugin: PostgreSQL 15+ roles with Vault's database-plugin
+//! semantics.
+//!
+//! `create` runs the role's creation statements in one transaction (and its
+//! rollback statements if they fail); `revoke` runs its revocation statements, or
+//! by default ends the role's sessions, reassigns and drops what it owns and drops
+//! it; `renew` moves `VALID UNTIL`; `rotate-root` gives the connection's user a new
+//! password. The plugin speaks the wire protocol itself ([`wire`]) over a TCP
+//! connection the host's grant allows.
+
+mod names;
+mod template;
+mod wire;
+
+use leasehold_sdk::PasswordPolicy;
+use leasehold_sdk::prelude::*;
+use postgres_protocol::escape::{escape_identifier, escape_literal};
+use std::time::{Duration, UNIX_EPOCH};
+use template::Values;
+use wire::{Connection, Target};
+
+/// PostgreSQL's identifier limit (NAMEDATALEN - 1).
+const MAX_NAME: usize = 63;
+
+/// Where the server is and who the plugin is there.
+#[derive(Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct Config {
+    /// `postgresql://{{username}}:{{password}}@host:port/database`, as Vault
+    /// writes it (the placeholders stand for `username` and `password`); or give
+    /// `host`, `port` and `database` instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    connection_url: Option<String>,
+    /// Host name or IP address (grant `host:port` in `allowed_hosts`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    host: Option<String>,
+    /// Port (default 5432).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    port: Option<u16>,
+    /// Database (default `postgres`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    database: Option<String>,
+    /// The user the plugin connects as; it needs `CREATEROLE` (and ownership or
+    /// superuser for the default revocation).
+    username: String,
+    /// Its password.
+    password: Secret,
+    /// Template of new role names (see the README); default
+    /// `v-<requester>-<role>-<hash>-<time>`, at most 63 bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    username_template: Option<String>,
+    /// Length and characters of generated passwords.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    password_policy: Option<PasswordPolicy>,
+    /// Answer a server that asks for MD5 password authentication.
+    #[serde(default)]
+    allow_md5: bool,
+    /// Answer a server that asks for the password in clear text.
+    #[serde(default)]
+    allow_cleartext: bool,
+}
+
+/// What a role's credentials are, in SQL.
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct Role {
+    /// Run in one transaction to create the role: `{{name}}`, `{{password}}` and
+    /// `{{expiration}}` are substituted and quoted for where they stand.
+    creation_statements: Vec<String>,
+    /// Run to remove it (default: end its sessions, `REASSIGN OWNED`,
+    /// `DROP OWNED`, `DROP ROLE IF EXISTS`).
+    #[serde(default)]
+    revocation_statements: Vec<String>,
+    /// Run at renewal (default: `ALTER ROLE {{name}} VALID UNTIL {{expiration}}`).
+    #[serde(default)]
+    renew_statements: Vec<String>,
+    /// Run when the creation statements fail.
+    #[serde(default)]
+    rollback_statements: Vec<String>,
+}
+
+impl Config {
+    /// Host, port and database.
+    fn endpoint(&self) -> Result<(String, u16, String)> {
+        let split = self.host.is_some() || self.port.is_some() || self.database.is_some();
+        match &self.connection_url {
+            Some(_) if split => Err(Error::invalid_config(
+                "give connection_url or host/port/database, not both",
+            )),
+            Some(template) => names::parse_url(template),
+            None => {
+                let host = self
+                    .host
+                    .clone()
+                    .ok_or_else(|| Error::invalid_config("connection_url or host is required"))?;
+                Ok((
+                    host,
+                    self.port.unwrap_or(5432),
+                    self.database.clone().unwrap_or_else(|| "postgres".into()),
+                ))
+            }
+        }
+    }
+
+    fn connect(&self) -> Result<Connection> {
+        let (host, port, database) = self.endpoint()?;
+        Connection::open(&Target {
+            host: &host,
+            port,
+            database: &database,
+            user: &self.username,
+            password: self.password.expose(),
+            allow_md5: self.allow_md5,
+            allow_cleartext: self.allow_cleartext,
+        })
+    }
+
+    fn new_password(&self) -> Result<String> {
+        match &self.password_policy {
+            Some(policy) => policy.generate(),
+            None => Ok(generate_password(24)),
+        }
+    }
+
+    fn role_name(&self, lease: &Lease) -> Result<String> {
+        match &self.username_template {
+            Some(template) => names::from_template(template, lease, MAX_NAME),
+            None => Ok(lease.username(MAX_NAME)),
+        }
+    }
+}
+
+impl Role {
+    fn check(&self) -> Result<()> {
+        if self.creation_statements.is_empty() {
+            return Err(Error::invalid_request("creation_statements is required"));
+        }
+        for statement in self
+            .creation_statements
+            .iter()
+            .chain(&self.revocation_statements)
+            .chain(&self.renew_statements)
+            .chain(&self.rollback_statements)
+        {
+            template::check(statement)?;
+        }
+        Ok(())
+    }
+}
+
+/// `VALID UNTIL` of a lease, as a timestamp PostgreSQL reads.
+fn expiration(lease: &Lease) -> String {
+    humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(lease.expires_at()))
+        .to_string()
+}
+
+/// Renders and runs `statements` in one transaction.
+fn in_transaction(
+    connection: &mut Connection,
+    statements: &[String],
+    values: &Values<'_>,
+) -> Result<()> {
+    let rendered = statements
+        .iter()
+        .map(|s| template::render(s, values))
+        .collect::<Result<Vec<_>>>()?;
+    connection.query("BEGIN")?;
+    for statement in &rendered {
+        if let Err(err) = connection.query(statement) {
+            let _ = connection.query("ROLLBACK");
+            return Err(err);
+        }
+    }
+    connection.query("COMMIT")?;
+    Ok(())
+}
+
+struct Postgres;
+
+impl Provider for Postgres {
+    const NAME: &'static str = "postgres";
+    const DESCRIPTION: &'static str = "PostgreSQL 15+ roles (Vault's database-plugin semantics)";
+    const MAX_USERNAME_LENGTH: u32 = MAX_NAME as u32;
+    const CAN_RENEW: bool = true;
+    const CAN_ROTATE_ROOT: bool = true;
+
+    type Config = Config;
+    type Role = Role;
+
+    fn validate(config: &Config, role: Option<&Role>) -> Result<()> {
+        config.endpoint()?;
+        config.new_password()?;
+        if let Some(template) = &config.username_template {
+            names::check_template(template)?;
+        }
+        if let Some(role) = role {
+            role.check()?;
+        }
+        config.connect()?.query("SELECT 1")?;
+        Ok(())
+    }
+
+    fn create(config: &Config, role: &Role, lease: &Lease) -> Result<Issued> {
+        role.check()?;
+        let name = config.role_name(lease)?;
+        let password = config.new_password()?;
+        let expires = expiration(lease);
+        let mut connection = config.connect()?;
+        connection.redact(&password);
+        let values = Values {
+            name: &name,
+            password: Some(&password),
+            expiration: &expires,
+        };
+        if let Err(err) = in_transaction(&mut connection, &role.creation_statements, &values) {
+            for statement in &role.rollback_statements {
+                if let Ok(sql) = template::render(statement, &values) {
+                    let _ = connection.query(&sql);
+                }
+            }
+            return Err(err);
+        }
+        leasehold_sdk::log::info(format!("created role {name}"));
+        Ok(Issued::new(&name)
+            .field("username", &name)
+            .secret("password", password))
+    }
+
+    fn renew(config: &Config, role: &Role, handle: &str, lease: &Lease) -> Result<()> {
+        let expires = expiration(lease);
+        let values = Values {
+            name: handle,
+            password: None,
+            expiration: &expires,
+        };
+        let default = ["ALTER ROLE {{name}} VALID UNTIL {{expiration}}".to_owned()];
+        let statements = match role.renew_statements.as_slice() {
+            [] => &default[..],
+            given => given,
+        };
+        in_transaction(&mut config.connect()?, statements, &values)
+    }
+
+    fn revoke(config: &Config, role: &Role, handle: Option<&str>, lease: &Lease) -> Result<()> {
+        let derived = config.role_name(lease)?;
+        let name = handle.unwrap_or(&derived);
+        let mut connection = config.connect()?;
+        let exists = connection.query(&format!(
+            "SELECT 1 FROM pg_roles WHERE rolname = {}",
+            escape_literal(name)
+        ))?;
+        if exists.is_empty() {
+            return Ok(());
+        }
+        if !role.revocation_statements.is_empty() {
+            let expires = expiration(lease);
+            let values = Values {
+                name,
+                password: None,
+                expiration: &expires,
+            };
+            return in_transaction(&mut connection, &role.revocation_statements, &values);
+        }
+        let (ident, literal) = (escape_identifier(name), escape_literal(name));
+        connection.query(&format!(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE usename = {literal} AND pid <> pg_backend_pid()"
+        ))?;
+        connection.query("BEGIN")?;
+        let owner = escape_identifier(&config.username);
+        for statement in [
+            format!("REASSIGN OWNED BY {ident} TO {owner}"),
+            format!("DROP OWNED BY {ident}"),
+            format!("DROP ROLE IF EXISTS {ident}"),
+        ] {
+            if let Err(err) = connection.query(&statement) {
+                let _ = connection.query("ROLLBACK");
+                return Err(err);
+            }
+        }
+        connection.query("COMMIT")?;
+        leasehold_sdk::log::info(format!("dropped role {name}"));
+        Ok(())
+    }
+
+    fn rotate_root(config: &Config) -> Result<Config> {
+        let password = config.new_password()?;
+        let mut connection = config.connect()?;
+        connection.redact(&password);
+        connection.query(&format!(
+            "ALTER ROLE {} WITH PASSWORD {}",
+            escape_identifier(&config.username),
+            escape_literal(&password)
+        ))?;
+        let mut rotated = config.clone();
+        rotated.password = Secret::new(password);
+        Ok(rotated)
+    }
+}
+
+export_provider!(Postgres);

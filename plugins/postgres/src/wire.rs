@@ -1,0 +1,252 @@
+//! One PostgreSQL connection over TCP: startup, authentication (SCRAM-SHA-256;
+//! MD5 or cleartext only when the config allows), and the simple query protocol.
+//! Messages and SCRAM come from the `postgres-protocol` crate.
+//!
+//! Errors carry PostgreSQL's SQLSTATE and message, with every secret the
+//! connection knows replaced by `[redacted]`: a syntax error can quote the text
+//! around a password.
+
+use bytes::BytesMut;
+use fallible_iterator::FallibleIterator;
+use leasehold_sdk::{Error, Result};
+use postgres_protocol::authentication::md5_hash;
+use postgres_protocol::authentication::sasl::{ChannelBinding, SCRAM_SHA_256, ScramSha256};
+use postgres_protocol::message::backend::Message;
+use postgres_protocol::message::frontend;
+use std::io::{ErrorKind, Read, Write};
+use std::net::TcpStream;
+
+/// Where and as whom to connect.
+pub struct Target<'a> {
+    pub host: &'a str,
+    pub port: u16,
+    pub database: &'a str,
+    pub user: &'a str,
+    pub password: &'a str,
+    pub allow_md5: bool,
+    pub allow_cleartext: bool,
+}
+
+/// A connected, authenticated session.
+pub struct Connection {
+    stream: TcpStream,
+    incoming: BytesMut,
+    secrets: Vec<String>,
+}
+
+/// One row of a result: each column as text, or `None` for NULL.
+pub type Row = Vec<Option<String>>;
+
+fn protocol(err: std::io::Error) -> Error {
+    Error::internal(format!("PostgreSQL protocol: {err}"))
+}
+
+impl Connection {
+    /// Connects and authenticates.
+    pub fn open(target: &Target<'_>) -> Result<Self> {
+        let stream =
+            TcpStream::connect((target.host, target.port)).map_err(|err| match err.kind() {
+                ErrorKind::PermissionDenied => Error::denied(format!(
+                    "connecting to {}:{} is not granted (allowed_hosts)",
+                    target.host, target.port
+                )),
+                _ => Error::unavailable(format!(
+                    "connecting to PostgreSQL at {}:{}: {err}",
+                    target.host, target.port
+                )),
+            })?;
+        let mut connection = Self {
+            stream,
+            incoming: BytesMut::new(),
+            secrets: vec![target.password.to_owned()],
+        };
+        let mut out = BytesMut::new();
+        frontend::startup_message(
+            [
+                ("user", target.user),
+                ("database", target.database),
+                ("application_name", "leasehold"),
+                ("client_encoding", "UTF8"),
+            ],
+            &mut out,
+        )
+        .map_err(protocol)?;
+        connection.send(&out)?;
+        connection.authenticate(target)?;
+        Ok(connection)
+    }
+
+    /// Also redact `secret` from errors from now on.
+    pub fn redact(&mut self, secret: &str) {
+        self.secrets.push(secret.to_owned());
+    }
+
+    fn send(&mut self, bytes: &[u8]) -> Result<()> {
+        self.stream
+            .write_all(bytes)
+            .map_err(|err| Error::unavailable(format!("writing to PostgreSQL: {err}")))
+    }
+
+    fn receive(&mut self) -> Result<Message> {
+        loop {
+            if let Some(message) = Message::parse(&mut self.incoming).map_err(protocol)? {
+                return Ok(message);
+            }
+            let mut chunk = [0u8; 8192];
+            let read = self
+                .stream
+                .read(&mut chunk)
+                .map_err(|err| Error::unavailable(format!("reading from PostgreSQL: {err}")))?;
+            if read == 0 {
+                return Err(Error::unavailable("PostgreSQL closed the connection"));
+            }
+            self.incoming.extend_from_slice(&chunk[..read]);
+        }
+    }
+
+    fn authenticate(&mut self, target: &Target<'_>) -> Result<()> {
+        let mut scram: Option<ScramSha256> = None;
+        loop {
+            let mut out = BytesMut::new();
+            match self.receive()? {
+                Message::AuthenticationOk
+                | Message::ParameterStatus(_)
+                | Message::BackendKeyData(_)
+                | Message::NoticeResponse(_) => {}
+                Message::ReadyForQuery(_) => return Ok(()),
+                Message::AuthenticationSasl(body) => {
+                    let mut mechanisms = body.mechanisms();
+                    let mut offered = false;
+                    while let Some(mechanism) = mechanisms.next().map_err(protocol)? {
+                        offered |= mechanism == SCRAM_SHA_256;
+                    }
+                    if !offered {
+                        return Err(Error::invalid_config(
+                            "the server offers no SASL mechanism leasehold supports (SCRAM-SHA-256)",
+                        ));
+                    }
+                    // No TLS, so no channel binding to offer.
+                    let exchange =
+                        ScramSha256::new(target.password.as_bytes(), ChannelBinding::unrequested());
+                    frontend::sasl_initial_response(SCRAM_SHA_256, exchange.message(), &mut out)
+                        .map_err(protocol)?;
+                    scram = Some(exchange);
+                }
+                Message::AuthenticationSaslContinue(body) => {
+                    let exchange = scram
+                        .as_mut()
+                        .ok_or_else(|| Error::internal("SCRAM continued before it started"))?;
+                    exchange
+                        .update(body.data())
+                        .map_err(|_| Error::denied("SCRAM-SHA-256 exchange failed"))?;
+                    frontend::sasl_response(exchange.message(), &mut out).map_err(protocol)?;
+                }
+                Message::AuthenticationSaslFinal(body) => {
+                    let exchange = scram
+                        .as_mut()
+                        .ok_or_else(|| Error::internal("SCRAM finished before it started"))?;
+                    exchange.finish(body.data()).map_err(|_| {
+                        Error::denied("the server's SCRAM signature does not verify")
+                    })?;
+                }
+                Message::AuthenticationMd5Password(body) if target.allow_md5 => {
+                    let hash = md5_hash(
+                        target.user.as_bytes(),
+                        target.password.as_bytes(),
+                        body.salt(),
+                    );
+                    frontend::password_message(hash.as_bytes(), &mut out).map_err(protocol)?;
+                }
+                Message::AuthenticationCleartextPassword if target.allow_cleartext => {
+                    frontend::password_message(target.password.as_bytes(), &mut out)
+                        .map_err(protocol)?;
+                }
+                Message::AuthenticationMd5Password(_)
+                | Message::AuthenticationCleartextPassword => {
+                    return Err(Error::invalid_config(
+                        "the server asks for MD5 or cleartext password authentication; \
+                         use SCRAM-SHA-256, or set allow_md5 / allow_cleartext",
+                    ));
+                }
+                Message::ErrorResponse(body) => return Err(self.error(&body)),
+                _ => {
+                    return Err(Error::internal(
+                        "PostgreSQL asked for an authentication method leasehold does not support",
+                    ));
+                }
+            }
+            if !out.is_empty() {
+                self.send(&out)?;
+            }
+        }
+    }
+
+    /// Runs `sql` (one or more statements) with the simple query protocol and
+    /// returns the rows of the last result.
+    pub fn query(&mut self, sql: &str) -> Result<Vec<Row>> {
+        let mut out = BytesMut::new();
+        frontend::query(sql, &mut out).map_err(protocol)?;
+        self.send(&out)?;
+        let mut rows = Vec::new();
+        let mut failure = None;
+        loop {
+            match self.receive()? {
+                Message::ReadyForQuery(_) => break,
+                Message::RowDescription(_) => rows.clear(),
+                Message::DataRow(body) => {
+                    let buffer = body.buffer();
+                    let row: Row = body
+                        .ranges()
+                        .map(|range| {
+                            Ok(range.map(|r| String::from_utf8_lossy(&buffer[r]).into_owned()))
+                        })
+                        .collect()
+                        .map_err(protocol)?;
+                    rows.push(row);
+                }
+                Message::ErrorResponse(body) => failure = Some(self.error(&body)),
+                _ => {}
+            }
+        }
+        match failure {
+            Some(err) => Err(err),
+            None => Ok(rows),
+        }
+    }
+
+    /// A typed error from an ErrorResponse, with PostgreSQL's SQLSTATE and
+    /// message and no secret.
+    fn error(&self, body: &postgres_protocol::message::backend::ErrorResponseBody) -> Error {
+        let (mut code, mut message) = (String::new(), String::new());
+        let mut fields = body.fields();
+        while let Ok(Some(field)) = fields.next() {
+            match field.type_() {
+                b'C' => code = String::from_utf8_lossy(field.value_bytes()).into_owned(),
+                b'M' => message = String::from_utf8_lossy(field.value_bytes()).into_owned(),
+                _ => {}
+            }
+        }
+        for secret in self.secrets.iter().filter(|s| !s.is_empty()) {
+            message = message.replace(secret.as_str(), "[redacted]");
+        }
+        let text = format!("PostgreSQL error {code}: {message}");
+        match code.get(..2).unwrap_or_default() {
+            // Connection problems, too many connections, shutting down,
+            // serialization failures: worth retrying.
+            "08" | "53" | "57" | "40" => Error::unavailable(text),
+            // Authorization: a wrong password or a missing privilege.
+            "28" | "42" if code == "28P01" || code == "28000" || code == "42501" => {
+                Error::denied(text)
+            }
+            _ => Error::invalid_request(text),
+        }
+    }
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        let mut out = BytesMut::new();
+        frontend::terminate(&mut out);
+        let _ = self.stream.write_all(&out);
+    }
+}
