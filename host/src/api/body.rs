@@ -26,9 +26,11 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
             .await
             .map_err(|rejection| {
                 if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    // The limit is per route (the plugin catalog takes whole
+                    // components), so the message does not name one number.
                     ApiError::new(
                         StatusCode::PAYLOAD_TOO_LARGE,
-                        format!("request body is larger than {MAX_BODY_BYTES} bytes"),
+                        "request body is larger than this path accepts",
                     )
                 } else {
                     ApiError::bad_request(format!("could not read the request body: {rejection}"))

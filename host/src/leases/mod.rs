@@ -212,13 +212,6 @@ impl Leases {
         self.released.notify_waiters();
     }
 
-    fn is_busy(&self, id: &str) -> bool {
-        self.busy
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .contains(id)
-    }
-
     /// Lease counts by mount and state.
     pub fn counts(&self) -> Vec<(String, LeaseState, i64)> {
         self.counts.snapshot()
@@ -520,10 +513,22 @@ impl Leases {
         let pending = self.store.pending().await?;
         let mut recovered = 0;
         for id in &pending {
-            if self.is_busy(id) {
+            // Claimed without waiting: a lease someone holds is being created
+            // by this process right now, not left over from a dead one.
+            if !self.try_hold(id) {
                 continue;
             }
-            match self.revoke_entry(id, Mode::Normal).await {
+            let still_pending = matches!(
+                self.store.get(id).await,
+                Ok(Some(entry)) if entry.state == LeaseState::Pending
+            );
+            let result = if still_pending {
+                self.revoke_claimed(id, Mode::Normal, None).await
+            } else {
+                Ok(false)
+            };
+            self.release(id);
+            match result {
                 Ok(_) => recovered += 1,
                 Err(err) => {
                     tracing::warn!(lease_id = %id, error = %err, "recovering a pending lease; will retry")

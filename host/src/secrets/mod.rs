@@ -171,13 +171,20 @@ impl Secrets {
     }
 
     /// Work for a freshly unsealed barrier: bundled plugins registered, the mount
-    /// table reloaded, lease counts taken, pending leases of a dead process
-    /// revoked.
+    /// table reloaded, lease counts taken, and pending leases of a dead process
+    /// revoked (in the background).
     pub async fn activate(&self) -> Result<(), SecretsError> {
         self.catalog.register_bundled().await?;
         self.mounts.forget();
         self.leases.load_counts().await?;
-        self.leases.recover().await?;
+        // In the background: a dead target must not hold up the unseal. What
+        // fails is retried by the worker like any revocation.
+        let leases = self.leases.clone();
+        tokio::spawn(async move {
+            if let Err(err) = leases.recover().await {
+                tracing::error!(error = %err, "recovering pending leases failed");
+            }
+        });
         Ok(())
     }
 
