@@ -11,6 +11,8 @@
 //! - [`catalog`]: registered plugin components, by name, version and SHA-256;
 //! - [`secrets`]: mounts, connections, roles, and issuing credentials;
 //! - [`leases`]: leases, their expiry, revocation retries and recovery;
+//! - [`revocation`]: revoking a token with its children and leases, on request
+//!   or at expiry;
 //! - [`metrics`]: Prometheus metrics;
 //! - [`policy`]: Vault's path ACL policies;
 //! - [`lifecycle`]: init, unseal, seal;
@@ -32,6 +34,7 @@ pub mod lifecycle;
 pub mod metrics;
 pub mod plugin;
 pub mod policy;
+pub mod revocation;
 pub mod secrets;
 pub mod server;
 pub mod storage;

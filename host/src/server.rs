@@ -70,6 +70,11 @@ pub async fn run(mode: Mode) -> Result<(), String> {
         config.leases.clone(),
     ));
     tokio::spawn(secrets.leases.clone().run_worker());
+    tokio::spawn(crate::revocation::run_token_expiry(
+        barrier.clone(),
+        tokens.clone(),
+        secrets.leases.clone(),
+    ));
     crate::metrics::handle();
 
     let banner = if dev {

@@ -343,15 +343,12 @@ async fn revoke_tree(state: &AppState, token: &Token) -> Result<StatusCode, ApiE
 }
 
 async fn revoke_accessor_tree(state: &AppState, accessor: &str) -> Result<(), ApiError> {
-    let family = state.tokens.family(accessor).await?;
-    state
-        .secrets
-        .leases
-        .revoke_for_tokens(&family)
+    crate::revocation::revoke_token_tree(&state.tokens, &state.secrets.leases, accessor)
         .await
-        .map_err(ApiError::from)?;
-    state.tokens.revoke_accessor(accessor).await?;
-    Ok(())
+        .map_err(|err| match err {
+            crate::revocation::RevocationError::Token(err) => err.into(),
+            crate::revocation::RevocationError::Lease(err) => err.into(),
+        })
 }
 
 /// `POST auth/token/revoke`: the token and its descendants.

@@ -13,6 +13,12 @@ const BY_HASH: &str = "auth/token/id/";
 const BY_ACCESSOR: &str = "auth/token/accessor/";
 /// `auth/token/parent/<parent accessor>/<child accessor>`: who revokes with whom.
 const CHILDREN: &str = "auth/token/parent/";
+/// `auth/token/expiry/<expire time, 20 digits>/<accessor>`: what to revoke when.
+const EXPIRY: &str = "auth/token/expiry/";
+
+fn expiry_key(expire_time: u64, accessor: &str) -> String {
+    format!("{EXPIRY}{expire_time:020}/{accessor}")
+}
 
 /// The longest any token lives, and the TTL of one created without a TTL:
 /// Vault's system default of 32 days.
@@ -161,11 +167,18 @@ impl TokenStore {
             explicit_max_ttl: 0,
         };
         let token = Token::generate("hvs.");
-        self.store(&token, &entry).await?;
+        self.store(&token, &entry, None).await?;
         Ok((token, entry))
     }
 
-    async fn store(&self, token: &Token, entry: &TokenEntry) -> Result<(), TokenError> {
+    /// Writes `entry` with its index keys; `previous_expiry` is the expiry slot
+    /// to move it from (a renewal).
+    async fn store(
+        &self,
+        token: &Token,
+        entry: &TokenEntry,
+        previous_expiry: Option<u64>,
+    ) -> Result<(), TokenError> {
         let hash = token.hash();
         let json = serde_json::to_vec(entry).expect("a token entry serializes");
         let mut ops = vec![
@@ -175,6 +188,17 @@ impl TokenStore {
                 hash.into_bytes(),
             ),
         ];
+        if let Some(previous) = previous_expiry
+            && Some(previous) != entry.expire_time
+        {
+            ops.push(BarrierOp::Delete(expiry_key(previous, &entry.accessor)));
+        }
+        if let Some(expire_time) = entry.expire_time {
+            ops.push(BarrierOp::Put(
+                expiry_key(expire_time, &entry.accessor),
+                Vec::new(),
+            ));
+        }
         if let Some(parent) = &entry.parent {
             ops.push(BarrierOp::Put(
                 format!("{CHILDREN}{parent}/{}", entry.accessor),
@@ -217,7 +241,7 @@ impl TokenStore {
         entry.ttl = expire_time - now;
         entry.expire_time = Some(expire_time);
         let token = Token::generate("hvs.");
-        self.store(&token, &entry).await?;
+        self.store(&token, &entry, None).await?;
         Ok((token, entry))
     }
 
@@ -269,9 +293,10 @@ impl TokenStore {
         let wanted = now + increment.filter(|i| *i > 0).unwrap_or(entry.ttl);
         let max = Self::max_expiry(&entry);
         let expire_time = wanted.min(max);
+        let previous = entry.expire_time;
         entry.expire_time = Some(expire_time);
         entry.ttl = expire_time - now;
-        self.store(token, &entry).await?;
+        self.store(token, &entry, previous).await?;
         Ok((entry, wanted > max))
     }
 
@@ -295,10 +320,13 @@ impl TokenStore {
                 BarrierOp::Delete(format!("{BY_HASH}{hash}")),
                 BarrierOp::Delete(format!("{BY_ACCESSOR}{accessor}")),
             ];
-            if let Some(entry) = self.entry_by_hash(&hash).await?
-                && let Some(parent) = entry.parent
-            {
-                ops.push(BarrierOp::Delete(format!("{CHILDREN}{parent}/{accessor}")));
+            if let Some(entry) = self.entry_by_hash(&hash).await? {
+                if let Some(parent) = entry.parent {
+                    ops.push(BarrierOp::Delete(format!("{CHILDREN}{parent}/{accessor}")));
+                }
+                if let Some(expire_time) = entry.expire_time {
+                    ops.push(BarrierOp::Delete(expiry_key(expire_time, &accessor)));
+                }
             }
             ops.extend(children.into_iter().map(BarrierOp::Delete));
             self.barrier.batch(ops).await?;
@@ -313,6 +341,29 @@ impl TokenStore {
             Some(accessor) => self.revoke_accessor(&accessor).await,
             None => Ok(0),
         }
+    }
+
+    /// Up to `limit` tokens that expired by `now`, earliest first, as
+    /// `(expire time, accessor)`.
+    pub async fn expired(&self, now: u64, limit: usize) -> Result<Vec<(u64, String)>, TokenError> {
+        let keys = self.barrier.scan(EXPIRY, None, limit).await?;
+        Ok(keys
+            .iter()
+            .filter_map(|key| {
+                let (time, accessor) = key[EXPIRY.len()..].split_once('/')?;
+                Some((time.parse::<u64>().ok()?, accessor.to_owned()))
+            })
+            .take_while(|(time, _)| *time <= now)
+            .collect())
+    }
+
+    /// Removes an expiry slot (after the token is revoked, or when it points at
+    /// a token that is already gone).
+    pub async fn clear_expiry(&self, expire_time: u64, accessor: &str) -> Result<(), TokenError> {
+        self.barrier
+            .delete(&expiry_key(expire_time, accessor))
+            .await?;
+        Ok(())
     }
 
     /// The accessor of `token`, expired or not, if it is stored.

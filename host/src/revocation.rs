@@ -1,0 +1,70 @@
+//! Revoking a token the way Vault does: the leases of the token and of every
+//! descendant first, then the tokens. One place for the API's revoke calls and
+//! for tokens that expire on their own.
+
+use crate::auth::{TokenError, TokenStore};
+use crate::barrier::Barrier;
+use crate::clock::unix_now;
+use crate::leases::{LeaseError, Leases};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Why a token revocation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RevocationError {
+    /// The token store failed.
+    #[error(transparent)]
+    Token(#[from] TokenError),
+    /// Listing or revoking leases failed.
+    #[error(transparent)]
+    Lease(#[from] LeaseError),
+}
+
+/// Revokes the token with `accessor`, its non-orphan descendants, and every
+/// lease they hold. Leases whose revocation fails stay queued for retry; the
+/// tokens go regardless.
+pub async fn revoke_token_tree(
+    tokens: &TokenStore,
+    leases: &Leases,
+    accessor: &str,
+) -> Result<(), RevocationError> {
+    let family = tokens.family(accessor).await?;
+    leases.revoke_for_tokens(&family).await?;
+    tokens.revoke_accessor(accessor).await?;
+    Ok(())
+}
+
+/// How many expired tokens one pass handles.
+const PASS: usize = 256;
+
+/// Revokes tokens as they expire (with their children and leases), so an
+/// expired parent does not leave live children behind and expired entries do
+/// not stay in storage. Idles while sealed.
+pub async fn run_token_expiry(barrier: Arc<Barrier>, tokens: TokenStore, leases: Arc<Leases>) {
+    loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        if barrier.is_sealed() {
+            continue;
+        }
+        let expired = match tokens.expired(unix_now(), PASS).await {
+            Ok(expired) => expired,
+            Err(err) => {
+                tracing::error!(error = %err, "listing expired tokens failed");
+                continue;
+            }
+        };
+        for (expire_time, accessor) in expired {
+            match revoke_token_tree(&tokens, &leases, &accessor).await {
+                Ok(()) => {
+                    tracing::info!(%accessor, "token expired and was revoked");
+                    if let Err(err) = tokens.clear_expiry(expire_time, &accessor).await {
+                        tracing::error!(error = %err, "clearing a token's expiry slot failed");
+                    }
+                }
+                Err(err) => {
+                    tracing::warn!(%accessor, error = %err, "revoking an expired token failed")
+                }
+            }
+        }
+    }
+}
