@@ -111,6 +111,25 @@ fn connections_keep_secrets_and_rotate_their_root() {
         "{reply}"
     );
 
+    // Vault's Go client sends every `config` field, nulls included, and puts
+    // the description and plugin version there.
+    api.ok(
+        "sys/mounts/go",
+        json!({"type": "noop", "description": "", "local": false, "seal_wrap": false,
+               "external_entropy_access": false, "options": null,
+               "config": {"default_lease_ttl": "1h", "max_lease_ttl": "", "force_no_cache": false,
+                          "description": "from the Go client", "plugin_version": "",
+                          "options": null, "listing_visibility": "",
+                          "audit_non_hmac_request_keys": null, "audit_non_hmac_response_keys": null,
+                          "passthrough_request_headers": null, "allowed_response_headers": null,
+                          "token_type": "", "allowed_managed_keys": null,
+                          "delegated_auth_accessors": null, "identity_token_key": "",
+                          "user_lockout_config": null}}),
+    );
+    let (_, go) = api.get("sys/mounts/go");
+    assert_eq!(go["data"]["description"], "from the Go client");
+    assert_eq!(go["data"]["config"]["default_lease_ttl"], 3600);
+
     // Disabling a mount removes its connections and roles; then the plugin can go.
     let (status, _) = api.delete("sys/mounts/files");
     assert_eq!(status, 204);

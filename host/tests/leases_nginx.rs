@@ -226,11 +226,19 @@ fn policies_limit_roles_and_prefix_revocation() {
     let ro = server.api(token["auth"]["client_token"].as_str().unwrap());
     let (status, reply) = ro.get("db/creds/ro");
     assert_eq!(status, 200, "{reply}");
+    // The default policy lets any token look up and renew a lease by its id,
+    // as in Vault: no sudo for that.
+    let (status, looked) = ro.put("sys/leases/lookup", json!({"lease_id": reply["lease_id"]}));
+    assert_eq!(status, 200, "{looked}");
+    let (status, renewed) = ro.put("sys/leases/renew", json!({"lease_id": reply["lease_id"]}));
+    assert_eq!(status, 200, "{renewed}");
     for (status, reply) in [
         ro.get("db/creds/rw"),
         ro.put("sys/leases/revoke-prefix/db", json!({})),
         ro.put("sys/leases/revoke-force/db", json!({})),
         ro.list("sys/leases/lookup/db/"),
+        ro.list("sys/leases/lookup"),
+        ro.get("sys/leases?type=irrevocable"),
     ] {
         assert_eq!(status, 403, "{reply}");
         assert_eq!(reply, json!({"errors": ["permission denied"]}));

@@ -74,9 +74,12 @@ fn postgres_roles_select_only_and_go_at_revoke_expiry_and_rotation() {
         "db/roles/ro",
         json!({"db_name": "pg", "creation_statements": create, "default_ttl": "1h", "max_ttl": "2h"}),
     );
+    // As `vault write` sends it: one string, statements separated by `;`.
     api.ok(
         "db/roles/short",
-        json!({"db_name": "pg", "creation_statements": create, "default_ttl": "2s"}),
+        json!({"db_name": "pg", "default_ttl": "2s", "creation_statements":
+            "CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}'; \
+             GRANT SELECT ON items TO \"{{name}}\";"}),
     );
 
     // The credential logs in, can select, cannot insert.

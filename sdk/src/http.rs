@@ -239,6 +239,28 @@ impl Response {
     }
 }
 
+/// Whether a failed [`Request::send`] may still have reached the server: the
+/// connection broke or timed out after the request was on its way. A `create`
+/// that fails this way cannot know whether the target acted, and should answer
+/// [`Error::Internal`], after which the host revokes without a handle. A refused
+/// connection, a failed name lookup or an error status did not create anything.
+pub fn may_have_been_delivered(err: &Error) -> bool {
+    const UNCERTAIN: &[&str] = &[
+        "ConnectionTerminated",
+        "ConnectionReadTimeout",
+        "ConnectionWriteTimeout",
+        "HttpResponseTimeout",
+        "closed while sending",
+        "failed while receiving",
+    ];
+    match err {
+        Error::Unavailable(message) | Error::Internal(message) => {
+            UNCERTAIN.iter().any(|u| message.contains(u))
+        }
+        _ => false,
+    }
+}
+
 #[cfg(target_arch = "wasm32")]
 mod transport {
     use super::{MAX_RESPONSE_BYTES, Method, Request, Response};

@@ -29,7 +29,7 @@ const SUDO: &[&str] = &[
     "sys/audit/",
     "sys/leases/revoke-prefix/",
     "sys/leases/revoke-force/",
-    "sys/leases/lookup",
+    "sys/leases",
     "sys/leases/lookup/",
     "sys/revoke-prefix/",
     "sys/revoke-force/",
@@ -133,7 +133,9 @@ pub async fn authorize(
         _ => Capability::Update,
     };
     let decision = acl.decide(&path, capability);
-    if !decision.allowed || (needs_sudo(&path) && !decision.sudo) {
+    // Listing every lease is root-protected; looking one up is not.
+    let listing_leases = path == "sys/leases/lookup" && capability == Capability::List;
+    if !decision.allowed || ((needs_sudo(&path) || listing_leases) && !decision.sudo) {
         return ApiError::permission_denied().into_response();
     }
     let audited = super::audit_log::AuditedCaller {

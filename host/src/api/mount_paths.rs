@@ -47,6 +47,7 @@ impl From<SecretsError> for ApiError {
             SecretsError::Lease(err) => err.into(),
             SecretsError::Catalog(err) => err.into(),
             SecretsError::Barrier(err) => err.into(),
+            SecretsError::Internal(message) => ApiError::internal(message),
         }
     }
 }
@@ -251,11 +252,12 @@ async fn read_connection(
 
 async fn read_role(state: &AppState, mount: &MountEntry, name: &str) -> Result<Response, ApiError> {
     let role = state.secrets.role(mount, name).await?;
-    let schema = match state.secrets.connection(mount, &role.db_name).await {
-        Ok((_, entry)) => ObjectSchema::parse(&entry.role_schema),
-        Err(_) => ObjectSchema::parse("true"),
+    // Without the plugin's schema there is no telling which fields are secret:
+    // show none of them.
+    let mut data = match state.secrets.connection(mount, &role.db_name).await {
+        Ok((_, entry)) => ObjectSchema::parse(&entry.role_schema).without_secrets(&role.fields),
+        Err(_) => Map::new(),
     };
-    let mut data = schema.without_secrets(&role.fields);
     data.insert("db_name".into(), json!(role.db_name));
     data.insert("default_ttl".into(), json!(role.default_ttl));
     data.insert("max_ttl".into(), json!(role.max_ttl));

@@ -57,16 +57,45 @@ pub async fn read(
     Ok(Envelope::sys(mount_json(mount)))
 }
 
-/// `config` of a mount request.
+/// `config` of a mount request, with every field Vault's Go client
+/// (`api.MountConfigInput`) sends; those leasehold has no use for are accepted
+/// and ignored.
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
+#[allow(dead_code, reason = "Vault's fields are accepted, not all are used")]
 pub struct MountConfigBody {
     #[serde(default)]
     default_lease_ttl: Option<Seconds>,
     #[serde(default)]
     max_lease_ttl: Option<Seconds>,
     #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    plugin_version: Option<String>,
+    #[serde(default)]
     force_no_cache: Option<bool>,
+    #[serde(default)]
+    options: Option<Map<String, Value>>,
+    #[serde(default)]
+    listing_visibility: Option<String>,
+    #[serde(default)]
+    audit_non_hmac_request_keys: Option<Vec<String>>,
+    #[serde(default)]
+    audit_non_hmac_response_keys: Option<Vec<String>>,
+    #[serde(default)]
+    passthrough_request_headers: Option<Vec<String>>,
+    #[serde(default)]
+    allowed_response_headers: Option<Vec<String>>,
+    #[serde(default)]
+    allowed_managed_keys: Option<Vec<String>>,
+    #[serde(default)]
+    delegated_auth_accessors: Option<Vec<String>>,
+    #[serde(default)]
+    token_type: Option<String>,
+    #[serde(default)]
+    identity_token_key: Option<String>,
+    #[serde(default)]
+    user_lockout_config: Option<Value>,
 }
 
 /// Body of `POST sys/mounts/:path`, with the fields Vault clients send (as
@@ -115,14 +144,17 @@ pub async fn mount(
         (kind, _) => kind.to_owned(),
     };
     let config = body.config.unwrap_or_default();
-    let _ = config.force_no_cache;
+    // Either place, whichever is not empty (the Go client sends both).
+    let given = |value: Option<String>| value.filter(|v| !v.is_empty());
+    let plugin_version = given(body.plugin_version).or(given(config.plugin_version));
+    let description = given(body.description).or(given(config.description));
     state
         .secrets
         .mount(
             &path,
             &kind,
-            body.plugin_version.as_deref(),
-            body.description.unwrap_or_default(),
+            plugin_version.as_deref(),
+            description.unwrap_or_default(),
             config.default_lease_ttl.unwrap_or_default().0,
             config.max_lease_ttl.unwrap_or_default().0,
         )

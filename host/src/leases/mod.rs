@@ -28,7 +28,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use store::LeaseStore;
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use ttl::Renewal;
 
 /// Longest revocation error kept on a lease (Vault's limit).
@@ -277,8 +277,9 @@ impl Leases {
         let issued = match created {
             Ok(issued) => issued,
             Err(err) => {
-                drop(claim);
+                // Still claimed: nothing else can touch the lease meanwhile.
                 self.abandon(&entry, &err).await;
+                drop(claim);
                 metrics::counter!("leasehold_lease_issue_failures_total", "mount" => entry.mount_path.clone(), "kind" => err.kind()).increment(1);
                 return Err(err.into());
             }
@@ -288,10 +289,13 @@ impl Leases {
         if let Err(err) = self.store.update(&entry, None).await {
             // The credential exists but the lease could not be completed: take it
             // back now (the pending lease covers a crash from here on).
-            drop(claim);
-            if let Err(revoke_err) = self.revoke_entry(&entry.lease_id, Mode::Normal).await {
+            if let Err(revoke_err) = self
+                .revoke_claimed(&entry.lease_id, Mode::Normal, None, None)
+                .await
+            {
                 tracing::error!(lease_id = %entry.lease_id, error = %revoke_err, "revoking a credential whose lease could not be stored");
             }
+            drop(claim);
             return Err(err.into());
         }
         drop(claim);
@@ -311,19 +315,28 @@ impl Leases {
         })
     }
 
-    /// After a failed `create`: a plugin that reported its own failure made
-    /// nothing (that is its contract), so the lease goes; one that was stopped
-    /// midway (timeout, crash, memory) may have made something, so the lease is
-    /// revoked without a handle, and retried like any revocation.
+    /// After a failed `create`, with the lease still claimed. A plugin that
+    /// reported a definite failure made nothing (its contract says it undoes its
+    /// own partial work), so the lease goes. After `internal` (the plugin cannot
+    /// tell what the target did) or a call stopped midway (timeout, crash,
+    /// memory, a refused capability), something may exist: the lease is revoked
+    /// without a handle, and retried like any revocation.
     async fn abandon(&self, entry: &LeaseEntry, err: &PluginError) {
+        use crate::plugin::Failure;
         let clean = matches!(
             err,
-            PluginError::Failed(_) | PluginError::Busy(_) | PluginError::Sandbox(_)
+            PluginError::Failed(
+                Failure::InvalidConfig(_)
+                    | Failure::InvalidRequest(_)
+                    | Failure::Unavailable(_)
+                    | Failure::Denied(_)
+            ) | PluginError::Busy(_)
+                | PluginError::Sandbox(_)
         );
         let outcome = if clean {
             self.store.remove(entry).await.map_err(|e| e.to_string())
         } else {
-            self.revoke_entry(&entry.lease_id, Mode::Normal)
+            self.revoke_claimed(&entry.lease_id, Mode::Normal, None, None)
                 .await
                 .map(|_| ())
                 .map_err(|e| e.to_string())
@@ -523,7 +536,7 @@ impl Leases {
                 Ok(Some(entry)) if entry.state == LeaseState::Pending
             );
             let result = if still_pending {
-                self.revoke_claimed(id, Mode::Normal, None).await
+                self.revoke_claimed(id, Mode::Normal, None, None).await
             } else {
                 Ok(false)
             };
@@ -550,6 +563,7 @@ impl Leases {
         Ok(self.counts.load(&self.store).await?)
     }
 
+    /// The semaphore bounding concurrent revocations on `entry`'s connection.
     fn connection_limit(&self, entry: &LeaseEntry) -> Arc<Semaphore> {
         let key = format!("{}/{}", entry.mount_uuid, entry.connection);
         self.per_connection
@@ -564,11 +578,21 @@ impl Leases {
             .clone()
     }
 
-    /// Calls the plugin's `revoke` for `entry`.
-    async fn call_revoke(&self, entry: &LeaseEntry) -> Result<(), String> {
+    /// Calls the plugin's `revoke` for `entry`, within its connection's limit.
+    async fn call_revoke(
+        &self,
+        entry: &LeaseEntry,
+        permit: Option<OwnedSemaphorePermit>,
+    ) -> Result<(), String> {
         let target = self.targets.target(entry).await?;
-        let limit = self.connection_limit(entry);
-        let _permit = limit.acquire().await.map_err(|e| e.to_string())?;
+        let _permit = match permit {
+            Some(permit) => permit,
+            None => self
+                .connection_limit(entry)
+                .acquire_owned()
+                .await
+                .map_err(|e| e.to_string())?,
+        };
         let handle = entry.handle.clone().map(SecretString::from);
         target
             .plugin
@@ -588,26 +612,31 @@ impl Leases {
 
     async fn revoke_entry(&self, id: &str, mode: Mode) -> Result<bool, LeaseError> {
         let _claim = self.claim(id).await;
-        self.revoke_claimed(id, mode, None).await
+        self.revoke_claimed(id, mode, None, None).await
     }
 
-    /// Revokes `id`, which the caller has claimed. With `due_by`, only a lease
-    /// whose due slot is at or before it (the worker's check that a renewal did
-    /// not move it meanwhile).
+    /// Revokes `id`, which the caller has claimed. With `due`, the worker's
+    /// `(slot, pass time)`: only a lease whose due slot is at or before the pass
+    /// (a renewal may have moved it), and a slot whose lease is gone is cleared.
+    /// `permit` is a per-connection permit the caller already holds.
     async fn revoke_claimed(
         &self,
         id: &str,
         mode: Mode,
-        due_by: Option<u64>,
+        due: Option<(u64, u64)>,
+        permit: Option<OwnedSemaphorePermit>,
     ) -> Result<bool, LeaseError> {
         let started = Instant::now();
         let Some(mut entry) = self.store.get(id).await? else {
+            if let Some((slot, _)) = due {
+                self.store.remove_due(slot, id).await?;
+            }
             return Ok(false);
         };
-        if due_by.is_some_and(|t| entry.due_at > t) {
+        if due.is_some_and(|(_, now)| entry.due_at > now) {
             return Ok(false);
         }
-        match self.call_revoke(&entry).await {
+        match self.call_revoke(&entry, permit).await {
             Ok(()) => {}
             Err(error) if mode == Mode::Force => {
                 tracing::warn!(lease_id = %id, %error, "forced revocation: the plugin failed and the lease is removed anyway");

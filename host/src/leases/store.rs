@@ -109,6 +109,11 @@ impl LeaseStore {
             .await
     }
 
+    /// Clears a due slot whose lease is gone.
+    pub async fn remove_due(&self, due_at: u64, lease_id: &str) -> Result<(), BarrierError> {
+        self.barrier.delete(&due_key(due_at, lease_id)).await
+    }
+
     /// The lease `lease_id`, if it exists.
     pub async fn get(&self, lease_id: &str) -> Result<Option<LeaseEntry>, BarrierError> {
         if lease_id.is_empty() {

@@ -2,17 +2,19 @@
 //!
 //! It reads the front of the due index (a range read: cost grows with what is
 //! due, not with what is held), starts up to `revocation_workers` revocations at
-//! once, and sleeps until the next slot, a second at most, or until woken by a
-//! new lease or a finished revocation. Per-connection limits inside each
-//! revocation keep one dead target from holding up the others.
+//! once, at most `revocations_per_connection` per connection, and sleeps until
+//! the next slot, a second at most, or until woken by a new lease or a finished
+//! revocation. One dead target holds only its own connection's permits.
 
 use super::{Leases, Mode};
 use crate::clock::unix_now;
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// How many due slots one pass reads.
-const PASS: usize = 512;
+/// How many due slots one pass reads (keys only; entries are read for the
+/// leases it starts).
+const PASS: usize = 4096;
 /// Longest sleep between passes.
 const IDLE: Duration = Duration::from_secs(1);
 /// Shortest pause between passes, so leases waiting on a busy connection do not
@@ -41,23 +43,55 @@ impl Leases {
     }
 
     /// Starts revocations for what is due; returns how long to sleep.
+    ///
+    /// A lease starts only with both a permit of its connection and a worker
+    /// slot, the connection's taken first: a slow or dead target fills its own
+    /// permits, never the workers. Once a connection is full, the rest of its
+    /// role's due leases are skipped for this pass without being read.
     async fn pass(self: Arc<Self>) -> Result<Duration, super::LeaseError> {
         let now = unix_now();
+        let mut saturated: HashSet<String> = HashSet::new();
         for (due_at, id) in self.store.due(PASS).await? {
             if due_at > now {
                 return Ok(Duration::from_secs(due_at - now).min(IDLE));
             }
-            let Ok(permit) = self.workers.clone().try_acquire_owned() else {
-                return Ok(MIN_PAUSE);
-            };
+            let role = role_of(&id);
+            if saturated.contains(role) {
+                continue;
+            }
             // Claimed here, not in the task, so the next pass cannot start it twice.
             if !self.try_hold(&id) {
                 continue;
             }
+            let entry = match self.store.get(&id).await {
+                Ok(Some(entry)) => entry,
+                Ok(None) => {
+                    self.release(&id);
+                    self.store.remove_due(due_at, &id).await?;
+                    continue;
+                }
+                Err(err) => {
+                    self.release(&id);
+                    return Err(err.into());
+                }
+            };
+            let Ok(connection) = self.connection_limit(&entry).try_acquire_owned() else {
+                self.release(&id);
+                saturated.insert(role.to_owned());
+                continue;
+            };
+            let Ok(worker) = self.workers.clone().try_acquire_owned() else {
+                self.release(&id);
+                return Ok(MIN_PAUSE);
+            };
             let leases = self.clone();
             tokio::spawn(async move {
-                let _permit = permit;
-                match leases.revoke_claimed(&id, Mode::Normal, Some(now)).await {
+                let _worker = worker;
+                let due = Some((due_at, now));
+                match leases
+                    .revoke_claimed(&id, Mode::Normal, due, Some(connection))
+                    .await
+                {
                     Ok(true) => tracing::info!(lease_id = %id, "lease expired and was revoked"),
                     Ok(false) => {}
                     Err(err) => {
@@ -70,4 +104,9 @@ impl Leases {
         }
         Ok(IDLE)
     }
+}
+
+/// The role part of a lease id (`db/creds/ro` of `db/creds/ro/abc`).
+fn role_of(lease_id: &str) -> &str {
+    lease_id.rsplit_once('/').map_or(lease_id, |(role, _)| role)
 }

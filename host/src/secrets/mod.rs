@@ -44,6 +44,9 @@ pub enum SecretsError {
     /// Storage failed.
     #[error(transparent)]
     Barrier(#[from] BarrierError),
+    /// Something in the broker broke.
+    #[error("{0}")]
+    Internal(String),
 }
 
 fn invalid(message: impl Into<String>) -> SecretsError {
@@ -148,6 +151,10 @@ pub struct Secrets {
     /// Leases.
     pub leases: Arc<Leases>,
     resolver: Arc<Resolver>,
+    /// Per mount (by uuid): issues share it; unmounting and changing or deleting
+    /// a connection take it alone, so no credential is issued on a connection
+    /// while it is being removed or its root credential replaced.
+    gates: std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::RwLock<()>>>>,
 }
 
 impl Secrets {
@@ -167,7 +174,17 @@ impl Secrets {
             data,
             leases,
             resolver,
+            gates: std::sync::Mutex::new(std::collections::HashMap::new()),
         }
+    }
+
+    fn gate(&self, mount_uuid: &str) -> Arc<tokio::sync::RwLock<()>> {
+        self.gates
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(mount_uuid.to_owned())
+            .or_default()
+            .clone()
     }
 
     /// Work for a freshly unsealed barrier: bundled plugins registered, the mount
@@ -273,6 +290,7 @@ impl Secrets {
         let Some(mount) = self.mounts.all().await?.remove(&path) else {
             return Ok(0);
         };
+        let _alone = self.gate(&mount.uuid).write_owned().await;
         let (revoked, failed) = self.leases.revoke_prefix(&path, force).await?;
         if let Some((id, error)) = failed.first() {
             return Err(invalid(format!(
@@ -300,6 +318,7 @@ impl Secrets {
         write: ConnectionWrite,
     ) -> Result<(), SecretsError> {
         check_name("connection", name)?;
+        let _alone = self.gate(&mount.uuid).write_owned().await;
         let existing = self.data.connection(&mount.uuid, name).await?;
         let plugin_name = write
             .plugin_name
@@ -346,6 +365,7 @@ impl Secrets {
             }
         }
         let schema = ObjectSchema::parse(&entry.config_schema);
+        schema.coerce_lists(&mut config);
         reject_unknown(&schema, &config, "connection")?;
         schema
             .check("connection config", &config)
@@ -403,6 +423,7 @@ impl Secrets {
         mount: &MountEntry,
         name: &str,
     ) -> Result<(), SecretsError> {
+        let _alone = self.gate(&mount.uuid).write_owned().await;
         if self.leases.connection_in_use(&mount.uuid, name).await? {
             return Err(invalid(format!(
                 "connection `{name}` has leases; revoke them first (sys/leases/revoke-prefix/{}creds)",
@@ -415,6 +436,7 @@ impl Secrets {
     /// Rotates the connection's root credential through the plugin and stores
     /// the config it returns in one write.
     pub async fn rotate_root(&self, mount: &MountEntry, name: &str) -> Result<(), SecretsError> {
+        let _alone = self.gate(&mount.uuid).write_owned().await;
         let (mut connection, entry) = self.connection(mount, name).await?;
         if !entry.can_rotate_root {
             return Err(invalid(format!(
@@ -479,6 +501,7 @@ impl Secrets {
                 merged.insert(field, value);
             }
         }
+        schema.coerce_lists(&mut merged);
         reject_unknown(&schema, &merged, "role")?;
         schema
             .check("role", &merged)
@@ -520,6 +543,10 @@ impl Secrets {
         role_name: &str,
         requester: Requester,
     ) -> Result<IssuedLease, SecretsError> {
+        let shared = self.gate(&mount.uuid).read_owned().await;
+        if self.mounts.by_uuid(&mount.uuid).await?.is_none() {
+            return Err(invalid(format!("{} was disabled", mount.path)));
+        }
         let role = match self.data.role(&mount.uuid, role_name).await? {
             Some(role) => role,
             None => return Err(invalid(format!("unknown role: {role_name}"))),
@@ -541,27 +568,33 @@ impl Secrets {
             )));
         }
         let target = self.resolver.target(mount, &connection).await?;
-        let issued = self
-            .leases
-            .issue(IssueRequest {
-                mount_path: mount.path.clone(),
-                mount_uuid: mount.uuid.clone(),
-                role: role_name.to_owned(),
-                role_fields: role.fields_json(),
-                connection: role.db_name.clone(),
-                target,
-                ttl: TtlSettings {
-                    mount_default: mount.default_lease_ttl,
-                    mount_max: mount.max_lease_ttl,
-                    role_default: role.default_ttl,
-                    role_max: role.max_ttl,
-                },
-                token_accessor: requester.accessor,
-                requester: requester.display_name,
-                token_expire_at: requester.expire_at,
-            })
-            .await?;
-        Ok(issued)
+        let request = IssueRequest {
+            mount_path: mount.path.clone(),
+            mount_uuid: mount.uuid.clone(),
+            role: role_name.to_owned(),
+            role_fields: role.fields_json(),
+            connection: role.db_name.clone(),
+            target,
+            ttl: TtlSettings {
+                mount_default: mount.default_lease_ttl,
+                mount_max: mount.max_lease_ttl,
+                role_default: role.default_ttl,
+                role_max: role.max_ttl,
+            },
+            token_accessor: requester.accessor,
+            requester: requester.display_name,
+            token_expire_at: requester.expire_at,
+        };
+        // In its own task: a client that hangs up must not cancel a create
+        // half-way and strand its pending lease until the next unseal.
+        let leases = self.leases.clone();
+        tokio::spawn(async move {
+            let _shared = shared;
+            leases.issue(request).await
+        })
+        .await
+        .map_err(|err| SecretsError::Internal(format!("the issue task failed: {err}")))?
+        .map_err(SecretsError::from)
     }
 }
 

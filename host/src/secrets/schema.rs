@@ -36,6 +36,31 @@ impl ObjectSchema {
             && self.schema.get("additionalProperties") != Some(&Value::Bool(false))
     }
 
+    /// Whether top-level property `name` is a list.
+    pub fn is_array(&self, name: &str) -> bool {
+        let kind = self.schema.pointer(&format!("/properties/{name}/type"));
+        match kind {
+            Some(Value::String(kind)) => kind == "array",
+            Some(Value::Array(kinds)) => kinds.iter().any(|k| k == "array"),
+            _ => false,
+        }
+    }
+
+    /// Vault's leniency for list fields: a string holding a JSON list is that
+    /// list, any other string a list of one (`creation_statements="CREATE ..."`).
+    pub fn coerce_lists(&self, value: &mut Map<String, Value>) {
+        for (name, field) in value.iter_mut() {
+            if let Value::String(text) = field
+                && self.is_array(name)
+            {
+                *field = match serde_json::from_str::<Value>(text) {
+                    Ok(list @ Value::Array(_)) => list,
+                    _ => Value::Array(vec![Value::String(std::mem::take(text))]),
+                };
+            }
+        }
+    }
+
     /// Whether the schema has a top-level property `name`.
     pub fn has_property(&self, name: &str) -> bool {
         self.schema
@@ -166,6 +191,23 @@ mod tests {
         assert_eq!(secrets, ["password", "token"]);
         let shown = schema().without_secrets(&object(json!({"file": "f", "password": "p"})));
         assert_eq!(Value::Object(shown), json!({"file": "f"}));
+    }
+
+    #[test]
+    fn strings_become_lists_where_the_schema_wants_one() {
+        let schema = ObjectSchema::parse(
+            &json!({"properties": {"statements": {"type": "array"}, "name": {"type": "string"}}})
+                .to_string(),
+        );
+        let mut value = object(json!({"statements": "CREATE ROLE x;", "name": "n"}));
+        schema.coerce_lists(&mut value);
+        assert_eq!(
+            Value::Object(value),
+            json!({"statements": ["CREATE ROLE x;"], "name": "n"})
+        );
+        let mut value = object(json!({"statements": "[\"a\", \"b\"]"}));
+        schema.coerce_lists(&mut value);
+        assert_eq!(value["statements"], json!(["a", "b"]));
     }
 
     #[test]

@@ -212,13 +212,40 @@ impl Provider for Postgres {
             password: Some(&password),
             expiration: &expires,
         };
-        if let Err(err) = in_transaction(&mut connection, &role.creation_statements, &values) {
+        let rendered = role
+            .creation_statements
+            .iter()
+            .map(|s| template::render(s, &values))
+            .collect::<Result<Vec<_>>>()?;
+        let rollback = |connection: &mut Connection| {
             for statement in &role.rollback_statements {
                 if let Ok(sql) = template::render(statement, &values) {
                     let _ = connection.query(&sql);
                 }
             }
-            return Err(err);
+        };
+        connection.query("BEGIN")?;
+        for statement in &rendered {
+            if let Err(err) = connection.query(statement) {
+                let _ = connection.query("ROLLBACK");
+                rollback(&mut connection);
+                return Err(err);
+            }
+        }
+        match connection.query("COMMIT") {
+            Ok(_) => {}
+            // The server refused the commit: nothing was committed.
+            Err(err @ (Error::InvalidRequest(_) | Error::Denied(_))) => {
+                rollback(&mut connection);
+                return Err(err);
+            }
+            // The commit's answer was lost: the role may exist.
+            Err(err) => {
+                return Err(Error::internal(format!(
+                    "{}; the commit's answer was lost, so the role may exist and is revoked by the broker",
+                    err.message()
+                )));
+            }
         }
         leasehold_sdk::log::info(format!("created role {name}"));
         Ok(Issued::new(&name)

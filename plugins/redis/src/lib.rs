@@ -52,6 +52,20 @@ struct Role {
     /// Allows `allkeys` and `~*` in `acl_rules`.
     #[serde(default)]
     allow_all_keys: bool,
+    /// Allows rules that grant administrative commands (`+@all`, `+@admin`,
+    /// `+acl`, `+config`, ...), with which a user could manage other users.
+    #[serde(default)]
+    allow_admin_commands: bool,
+}
+
+impl Role {
+    fn check(&self) -> Result<()> {
+        rules::check(
+            &self.acl_rules,
+            self.allow_all_keys,
+            self.allow_admin_commands,
+        )
+    }
 }
 
 impl Config {
@@ -80,7 +94,7 @@ impl Provider for Redis {
 
     fn validate(config: &Config, role: Option<&Role>) -> Result<()> {
         if let Some(role) = role {
-            rules::check(&role.acl_rules, role.allow_all_keys)?;
+            role.check()?;
         }
         let mut connection = config.connect()?;
         connection.command(&["PING"])?;
@@ -88,18 +102,35 @@ impl Provider for Redis {
     }
 
     fn create(config: &Config, role: &Role, lease: &Lease) -> Result<Issued> {
-        rules::check(&role.acl_rules, role.allow_all_keys)?;
+        role.check()?;
         let user = lease.username(MAX_USERNAME);
         let password = generate_password(32);
         let secret = format!(">{password}");
         let mut command = vec!["ACL", "SETUSER", &user, "reset", "on", &secret];
         command.extend(role.acl_rules.iter().map(String::as_str));
         let mut connection = config.connect()?;
-        if let Err(err) = connection.command(&command) {
-            // Nothing half-made stays behind: SETUSER may have created the user
-            // before a later rule failed.
-            let _ = connection.command(&["ACL", "DELUSER", &user]);
-            return Err(err);
+        match connection.command(&command) {
+            Ok(_) => {}
+            // Redis refused: SETUSER may still have created the user before a
+            // later rule failed, so delete it.
+            Err(err @ (Error::InvalidRequest(_) | Error::Denied(_))) => {
+                let _ = connection.command(&["ACL", "DELUSER", &user]);
+                return Err(err);
+            }
+            // The answer was lost: the user may exist. Delete it on a new
+            // connection; if that fails too, `internal` makes the host revoke.
+            Err(err) => {
+                let deleted = config
+                    .connect()
+                    .and_then(|mut again| again.command(&["ACL", "DELUSER", &user]));
+                return Err(match deleted {
+                    Ok(_) => err,
+                    Err(_) => Error::internal(format!(
+                        "{}; the user may exist and is revoked by the broker",
+                        err.message()
+                    )),
+                });
+            }
         }
         leasehold_sdk::log::info(format!("created Redis user {user}"));
         Ok(Issued::new(&user)

@@ -8,11 +8,59 @@ use leasehold_sdk::{Error, Result};
 
 /// Rules that would undo what the plugin sets.
 const REFUSED: &[&str] = &["nopass", "resetpass", "reset", "on", "off"];
-/// Rules that grant every key.
-const ALL_KEYS: &[&str] = &["allkeys", "~*", "%RW~*", "%R~*", "%W~*"];
+/// Commands with which a user could manage users, the server or its data as
+/// a whole (`ACL SETUSER` on the admin, `CONFIG SET`, `SHUTDOWN`, ...).
+const ADMIN_COMMANDS: &[&str] = &[
+    "acl",
+    "config",
+    "debug",
+    "module",
+    "shutdown",
+    "client",
+    "monitor",
+    "replicaof",
+    "slaveof",
+    "failover",
+    "cluster",
+    "sync",
+    "psync",
+    "save",
+    "bgsave",
+    "bgrewriteaof",
+    "flushall",
+    "flushdb",
+    "script",
+    "function",
+];
+
+/// Whether `rule` (lower case) grants every key: `allkeys`, or a key pattern of
+/// only `*`, with or without a `%R`/`%W`/`%RW` selector.
+fn grants_all_keys(rule: &str) -> bool {
+    if rule == "allkeys" {
+        return true;
+    }
+    let pattern = match rule.strip_prefix('%') {
+        Some(rest) => rest.trim_start_matches(['r', 'w']),
+        None => rule,
+    };
+    pattern
+        .strip_prefix('~')
+        .is_some_and(|keys| !keys.is_empty() && keys.chars().all(|c| c == '*'))
+}
+
+/// Whether `rule` (lower case) grants administrative commands.
+fn grants_admin(rule: &str) -> bool {
+    if matches!(rule, "allcommands" | "+@all" | "+@admin" | "+@dangerous") {
+        return true;
+    }
+    rule.strip_prefix('+').is_some_and(|command| {
+        let command = command.split('|').next().unwrap_or_default();
+        ADMIN_COMMANDS.contains(&command)
+    })
+}
 
 /// Checks a role's rules.
-pub fn check(rules: &[String], allow_all_keys: bool) -> Result<()> {
+pub fn check(rules: &[String], allow_all_keys: bool, allow_admin_commands: bool) -> Result<()> {
     if rules.is_empty() {
         return Err(Error::invalid_request(
             "acl_rules is empty: a user with no rules can do nothing",
@@ -35,9 +83,14 @@ pub fn check(rules: &[String], allow_all_keys: bool) -> Result<()> {
                 "ACL rules may not set passwords or selectors: the plugin sets the password",
             ));
         }
-        if ALL_KEYS.contains(&lower.as_str()) && !allow_all_keys {
+        if grants_all_keys(&lower) && !allow_all_keys {
             return Err(Error::invalid_request(format!(
                 "ACL rule `{rule}` grants every key; set allow_all_keys on the role to allow it"
+            )));
+        }
+        if grants_admin(&lower) && !allow_admin_commands {
+            return Err(Error::invalid_request(format!(
+                "ACL rule `{rule}` grants administrative commands; set allow_admin_commands on the role to allow it"
             )));
         }
     }
@@ -54,7 +107,8 @@ mod tests {
 
     #[test]
     fn roles_cannot_take_over_the_user() {
-        assert!(check(&rules(&["~app:*", "+@read"]), false).is_ok());
+        assert!(check(&rules(&["~app:*", "+@read"]), false, false).is_ok());
+        assert!(check(&rules(&["%R~app:*", "+get", "-@all"]), false, false).is_ok());
         for bad in [
             &["nopass"][..],
             &["~app:*", ">pw"],
@@ -64,11 +118,21 @@ mod tests {
             &["reset"],
             &["allkeys"],
             &["~*"],
+            &["~**"],
+            &["%RW~*"],
+            &["%wr~*"],
             &["+get extra"],
+            &["~app:*", "+@all"],
+            &["~app:*", "allcommands"],
+            &["~app:*", "+acl"],
+            &["~app:*", "+ACL|SETUSER"],
+            &["~app:*", "+config|set"],
+            &["~app:*", "+@admin"],
             &[],
         ] {
-            assert!(check(&rules(bad), false).is_err(), "{bad:?}");
+            assert!(check(&rules(bad), false, false).is_err(), "{bad:?}");
         }
-        assert!(check(&rules(&["allkeys", "+@read"]), true).is_ok());
+        assert!(check(&rules(&["allkeys", "+@read"]), true, false).is_ok());
+        assert!(check(&rules(&["~app:*", "+@all"]), false, true).is_ok());
     }
 }

@@ -162,7 +162,20 @@ impl Provider for Webhook {
             },
             "lease_id": lease.id(),
         });
-        let created: Created = config.call("create", &body)?.json()?;
+        let response = match config.call("create", &body) {
+            Ok(response) => response,
+            // The webhook may have made the user before the answer was lost:
+            // `internal` makes the host revoke by lease id.
+            Err(err) if http::may_have_been_delivered(&err) => {
+                return Err(Error::internal(format!(
+                    "{}; the webhook may have created the user, which is revoked by lease id",
+                    err.message()
+                )));
+            }
+            Err(err) => return Err(err),
+        };
+        // A 2xx the plugin cannot read is `internal` too: the user may exist.
+        let created: Created = response.json()?;
         if created.id.is_empty() {
             return Err(Error::internal("the webhook answered create without an id"));
         }
