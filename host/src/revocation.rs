@@ -34,6 +34,20 @@ pub async fn revoke_token_tree(
     Ok(())
 }
 
+/// Like [`revoke_token_tree`], but the leases are queued for the expiry worker
+/// instead of revoked here: one token's dead target must not hold up the
+/// expiry of every other token.
+async fn expire_token_tree(
+    tokens: &TokenStore,
+    leases: &Leases,
+    accessor: &str,
+) -> Result<(), RevocationError> {
+    let family = tokens.family(accessor).await?;
+    leases.queue_for_tokens(&family).await?;
+    tokens.revoke_accessor(accessor).await?;
+    Ok(())
+}
+
 /// How many expired tokens one pass handles.
 const PASS: usize = 256;
 
@@ -54,9 +68,19 @@ pub async fn run_token_expiry(barrier: Arc<Barrier>, tokens: TokenStore, leases:
             }
         };
         for (expire_time, accessor) in expired {
-            match revoke_token_tree(&tokens, &leases, &accessor).await {
-                Ok(()) => {
-                    tracing::info!(%accessor, "token expired and was revoked");
+            let outcome = match tokens.still_expired(&accessor, expire_time).await {
+                // Renewed since, or already gone: only the slot is stale.
+                Ok(false) => Ok(false),
+                Ok(true) => expire_token_tree(&tokens, &leases, &accessor)
+                    .await
+                    .map(|()| true),
+                Err(err) => Err(err.into()),
+            };
+            match outcome {
+                Ok(revoked) => {
+                    if revoked {
+                        tracing::info!(%accessor, "token expired and was revoked");
+                    }
                     if let Err(err) = tokens.clear_expiry(expire_time, &accessor).await {
                         tracing::error!(error = %err, "clearing a token's expiry slot failed");
                     }

@@ -134,11 +134,14 @@ fn issue_login_renew_revoke_expire_and_cascade() {
     assert_eq!(nginx.status("alice", "alice-password"), 200);
 
     // Expiry, with no request: a 2 s lease's user leaves the file.
+    let issued_at = std::time::Instant::now();
     let (status, short) = api.get("web/creds/short");
     assert_eq!(status, 200, "{short}");
     assert_eq!(short["lease_duration"], 2);
     let (short_user, short_password) = credential(&short);
-    assert_eq!(nginx.status(&short_user, &short_password), 200);
+    support::while_live(issued_at, Duration::from_secs(2), || {
+        nginx.status(&short_user, &short_password) == 200
+    });
     assert!(
         eventually(Duration::from_secs(15), || !std::fs::read_to_string(&users)
             .unwrap()

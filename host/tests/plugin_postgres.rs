@@ -117,13 +117,14 @@ fn postgres_roles_select_only_and_go_at_revoke_expiry_and_rotation() {
     assert!(!role_exists(&pg, ADMIN_PASSWORD, &user));
 
     // Expiry does the same with no request.
+    let issued_at = std::time::Instant::now();
     let (_, short) = api.get("db/creds/short");
     let (short_user, short_password) = credential(&short);
-    assert!(
+    support::while_live(issued_at, Duration::from_secs(2), || {
         pg.psql(&short_user, &short_password, "SELECT 1")
             .status
             .success()
-    );
+    });
     assert!(
         eventually(Duration::from_secs(15), || !role_exists(
             &pg,

@@ -25,20 +25,20 @@ fn an_expired_token_revokes_its_children_and_their_leases() {
         assert_eq!(status, 200, "{reply}");
         server.api(reply["auth"]["client_token"].as_str().unwrap())
     };
-    let parent = token(&api, json!({"policies": ["maker"], "ttl": "2s"}));
+    let parent = token(&api, json!({"policies": ["maker"], "ttl": "5s"}));
     let child = token(&parent, json!({"policies": ["maker"], "ttl": "1h"}));
     let (status, issued) = child.get("db/creds/r");
     assert_eq!(status, 200, "{issued}");
     let lease_id = issued["lease_id"].as_str().unwrap().to_owned();
     let renewed = token(
         &api,
-        json!({"policies": ["maker"], "ttl": "2s", "renewable": true}),
+        json!({"policies": ["maker"], "ttl": "5s", "renewable": true}),
     );
     let (status, _) = renewed.put("auth/token/renew-self", json!({"increment": "1h"}));
     assert_eq!(status, 200);
 
     assert!(
-        eventually(Duration::from_secs(15), || child
+        eventually(Duration::from_secs(20), || child
             .get("auth/token/lookup-self")
             .0
             == 403),

@@ -142,12 +142,18 @@ pub struct NewToken {
 #[derive(Clone)]
 pub struct TokenStore {
     barrier: Arc<Barrier>,
+    /// Renewals and revocations one at a time, so a renewal cannot write back a
+    /// token being revoked, nor the expiry sweeper revoke one just renewed.
+    changes: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl TokenStore {
     /// Tokens stored in `barrier`.
     pub fn new(barrier: Arc<Barrier>) -> Self {
-        Self { barrier }
+        Self {
+            barrier,
+            changes: Arc::new(tokio::sync::Mutex::new(())),
+        }
     }
 
     /// Creates the root token: policy `root`, no expiry, no parent.
@@ -285,6 +291,7 @@ impl TokenStore {
         token: &Token,
         increment: Option<u64>,
     ) -> Result<(TokenEntry, bool), TokenError> {
+        let _changing = self.changes.lock().await;
         let mut entry = self.lookup(token).await?;
         if !entry.renewable {
             return Err(TokenError::NotRenewable);
@@ -303,6 +310,7 @@ impl TokenStore {
     /// Revokes the token with `accessor` and, unless they are orphans, all its
     /// descendants. Revoking an unknown accessor is not an error.
     pub async fn revoke_accessor(&self, accessor: &str) -> Result<usize, TokenError> {
+        let _changing = self.changes.lock().await;
         let mut revoked = 0;
         let mut pending = vec![accessor.to_owned()];
         while let Some(accessor) = pending.pop() {
@@ -355,6 +363,20 @@ impl TokenStore {
             })
             .take_while(|(time, _)| *time <= now)
             .collect())
+    }
+
+    /// Whether the token with `accessor` still expires at `slot`, and that is
+    /// past: not renewed since the slot was read. Once true it stays true, since
+    /// an expired token cannot be renewed.
+    pub async fn still_expired(&self, accessor: &str, slot: u64) -> Result<bool, TokenError> {
+        let _changing = self.changes.lock().await;
+        let Some(hash) = self.hash_of_accessor(accessor).await? else {
+            return Ok(false);
+        };
+        Ok(self
+            .entry_by_hash(&hash)
+            .await?
+            .is_some_and(|entry| entry.expire_time == Some(slot) && slot <= unix_now()))
     }
 
     /// Removes an expiry slot (after the token is revoked, or when it points at

@@ -521,6 +521,19 @@ impl Leases {
         Ok(revoked)
     }
 
+    /// Queues every lease of these tokens for the worker, due now.
+    pub async fn queue_for_tokens(&self, accessors: &[String]) -> Result<usize, LeaseError> {
+        let mut queued = 0;
+        for accessor in accessors {
+            for id in self.store.of_token(accessor).await? {
+                if self.revoke_later(&id).await? {
+                    queued += 1;
+                }
+            }
+        }
+        Ok(queued)
+    }
+
     /// Revokes the pending leases left by a process that died mid-create.
     pub async fn recover(&self) -> Result<usize, LeaseError> {
         let pending = self.store.pending().await?;

@@ -12,8 +12,8 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// How many due slots one pass reads (keys only; entries are read for the
-/// leases it starts).
+/// How many due slots one pass reads. Beyond this many leases due at once on
+/// saturated connections, others wait for those to be tried.
 const PASS: usize = 4096;
 /// Longest sleep between passes.
 const IDLE: Duration = Duration::from_secs(1);
@@ -47,17 +47,13 @@ impl Leases {
     /// A lease starts only with both a permit of its connection and a worker
     /// slot, the connection's taken first: a slow or dead target fills its own
     /// permits, never the workers. Once a connection is full, the rest of its
-    /// role's due leases are skipped for this pass without being read.
+    /// due leases are skipped for this pass.
     async fn pass(self: Arc<Self>) -> Result<Duration, super::LeaseError> {
         let now = unix_now();
         let mut saturated: HashSet<String> = HashSet::new();
         for (due_at, id) in self.store.due(PASS).await? {
             if due_at > now {
                 return Ok(Duration::from_secs(due_at - now).min(IDLE));
-            }
-            let role = role_of(&id);
-            if saturated.contains(role) {
-                continue;
             }
             // Claimed here, not in the task, so the next pass cannot start it twice.
             if !self.try_hold(&id) {
@@ -75,9 +71,14 @@ impl Leases {
                     return Err(err.into());
                 }
             };
+            let connection_key = format!("{}/{}", entry.mount_uuid, entry.connection);
+            if saturated.contains(&connection_key) {
+                self.release(&id);
+                continue;
+            }
             let Ok(connection) = self.connection_limit(&entry).try_acquire_owned() else {
                 self.release(&id);
-                saturated.insert(role.to_owned());
+                saturated.insert(connection_key);
                 continue;
             };
             let Ok(worker) = self.workers.clone().try_acquire_owned() else {
@@ -104,9 +105,4 @@ impl Leases {
         }
         Ok(IDLE)
     }
-}
-
-/// The role part of a lease id (`db/creds/ro` of `db/creds/ro/abc`).
-fn role_of(lease_id: &str) -> &str {
-    lease_id.rsplit_once('/').map_or(lease_id, |(role, _)| role)
 }

@@ -178,6 +178,19 @@ impl Secrets {
         }
     }
 
+    /// The mount's gate held alone, once the mount is known to still exist (an
+    /// unmount may have finished while this waited).
+    async fn alone(
+        &self,
+        mount: &MountEntry,
+    ) -> Result<tokio::sync::OwnedRwLockWriteGuard<()>, SecretsError> {
+        let guard = self.gate(&mount.uuid).write_owned().await;
+        if self.mounts.by_uuid(&mount.uuid).await?.is_none() {
+            return Err(invalid(format!("{} was disabled", mount.path)));
+        }
+        Ok(guard)
+    }
+
     fn gate(&self, mount_uuid: &str) -> Arc<tokio::sync::RwLock<()>> {
         self.gates
             .lock()
@@ -318,7 +331,7 @@ impl Secrets {
         write: ConnectionWrite,
     ) -> Result<(), SecretsError> {
         check_name("connection", name)?;
-        let _alone = self.gate(&mount.uuid).write_owned().await;
+        let _alone = self.alone(mount).await?;
         let existing = self.data.connection(&mount.uuid, name).await?;
         let plugin_name = write
             .plugin_name
@@ -423,7 +436,7 @@ impl Secrets {
         mount: &MountEntry,
         name: &str,
     ) -> Result<(), SecretsError> {
-        let _alone = self.gate(&mount.uuid).write_owned().await;
+        let _alone = self.alone(mount).await?;
         if self.leases.connection_in_use(&mount.uuid, name).await? {
             return Err(invalid(format!(
                 "connection `{name}` has leases; revoke them first (sys/leases/revoke-prefix/{}creds)",
@@ -436,7 +449,7 @@ impl Secrets {
     /// Rotates the connection's root credential through the plugin and stores
     /// the config it returns in one write.
     pub async fn rotate_root(&self, mount: &MountEntry, name: &str) -> Result<(), SecretsError> {
-        let _alone = self.gate(&mount.uuid).write_owned().await;
+        let _alone = self.alone(mount).await?;
         let (mut connection, entry) = self.connection(mount, name).await?;
         if !entry.can_rotate_root {
             return Err(invalid(format!(

@@ -253,3 +253,14 @@ impl Drop for Server {
 pub fn data_dir(root: &tempfile::TempDir) -> PathBuf {
     root.path().join("data")
 }
+
+/// Checks `live` (the credential works) only while a lease issued at `issued`
+/// with `ttl` cannot have expired yet: on a loaded machine the check may come
+/// late, and a lease that is already gone is what the test waits for next.
+pub fn while_live(issued: Instant, ttl: Duration, live: impl FnOnce() -> bool) {
+    let ok = live();
+    assert!(
+        ok || issued.elapsed() >= ttl,
+        "the credential did not work before its lease expired"
+    );
+}

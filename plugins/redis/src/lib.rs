@@ -108,6 +108,9 @@ impl Provider for Redis {
         let secret = format!(">{password}");
         let mut command = vec!["ACL", "SETUSER", &user, "reset", "on", &secret];
         command.extend(role.acl_rules.iter().map(String::as_str));
+        if !role.allow_admin_commands {
+            command.extend(rules::WITHOUT_ADMIN);
+        }
         let mut connection = config.connect()?;
         match connection.command(&command) {
             Ok(_) => {}

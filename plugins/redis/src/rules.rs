@@ -43,9 +43,10 @@ fn grants_all_keys(rule: &str) -> bool {
         Some(rest) => rest.trim_start_matches(['r', 'w']),
         None => rule,
     };
+    // `*` and `?` alone match every key (`~*`, `~**`, `~?*`).
     pattern
         .strip_prefix('~')
-        .is_some_and(|keys| !keys.is_empty() && keys.chars().all(|c| c == '*'))
+        .is_some_and(|keys| keys.contains('*') && keys.chars().all(|c| c == '*' || c == '?'))
 }
 
 /// Whether `rule` (lower case) grants administrative commands.
@@ -58,6 +59,11 @@ fn grants_admin(rule: &str) -> bool {
         ADMIN_COMMANDS.contains(&command)
     })
 }
+
+/// Rules appended after a role's own unless it allows admin commands: ACL rules
+/// apply left to right, so these take back whatever a category such as
+/// `+@slow` (which holds `ACL` and `CONFIG`) gave.
+pub const WITHOUT_ADMIN: &[&str] = &["-@admin", "-@dangerous"];
 
 /// Checks a role's rules.
 pub fn check(rules: &[String], allow_all_keys: bool, allow_admin_commands: bool) -> Result<()> {
@@ -121,6 +127,7 @@ mod tests {
             &["~**"],
             &["%RW~*"],
             &["%wr~*"],
+            &["~?*"],
             &["+get extra"],
             &["~app:*", "+@all"],
             &["~app:*", "allcommands"],

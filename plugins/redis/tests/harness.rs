@@ -39,6 +39,30 @@ fn create_and_revoke_with_and_without_a_handle() {
     plugin.revoke(&config, &role, None, &second).unwrap();
     assert!(!redis.client().auth(&user, &password));
 
+    // A category that holds admin commands (`@slow` has ACL and CONFIG) gives
+    // none of them: the plugin takes them back.
+    let slow = json!({"acl_rules": ["~k:*", "+@slow", "+@read"]});
+    let third = lease("r");
+    let issued = plugin.create(&config, &slow, &third).unwrap();
+    let mut client = redis.client();
+    assert!(client.auth(
+        issued.credential.get("username").unwrap(),
+        issued.credential.get("password").unwrap()
+    ));
+    assert!(
+        client
+            .send("ACL SETUSER admin >taken")
+            .unwrap()
+            .starts_with("-NOPERM")
+    );
+    assert!(
+        client
+            .send("CONFIG GET maxmemory")
+            .unwrap()
+            .starts_with("-NOPERM")
+    );
+    plugin.revoke(&config, &slow, None, &third).unwrap();
+
     // A wrong admin password is "denied"; a port not granted is refused.
     let wrong =
         json!({"host": "127.0.0.1", "port": redis.port, "username": "admin", "password": "no"});

@@ -84,6 +84,11 @@ impl Config {
 
     /// A signed `POST {url}/sync/{call}` with `body`, answered 2xx.
     fn call(&self, call: &str, body: &Value) -> Result<http::Response> {
+        self.send(call, body)?.success()
+    }
+
+    /// A signed `POST {url}/sync/{call}` with `body`, whatever its status.
+    fn send(&self, call: &str, body: &Value) -> Result<http::Response> {
         self.check()?;
         let body = serde_json::to_vec(body).map_err(|e| Error::internal(e.to_string()))?;
         let timestamp = SystemTime::now()
@@ -104,7 +109,7 @@ impl Config {
         if let Some(token) = &self.bearer_token {
             request = request.bearer(token.expose());
         }
-        request.send()?.success()
+        request.send()
     }
 }
 
@@ -162,8 +167,15 @@ impl Provider for Webhook {
             },
             "lease_id": lease.id(),
         });
-        let response = match config.call("create", &body) {
-            Ok(response) => response,
+        let response = match config.send("create", &body) {
+            // A gateway's 502 or 504: the webhook may have acted behind it.
+            Ok(response) if matches!(response.status(), 502 | 504) => {
+                return Err(Error::internal(format!(
+                    "a gateway answered {} for the webhook, which may have created the user; it is revoked by lease id",
+                    response.status()
+                )));
+            }
+            Ok(response) => response.success()?,
             // The webhook may have made the user before the answer was lost:
             // `internal` makes the host revoke by lease id.
             Err(err) if http::may_have_been_delivered(&err) => {
