@@ -20,6 +20,16 @@ pub enum RevocationError {
     Lease(#[from] LeaseError),
 }
 
+/// What happens to the leases of a token being revoked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeaseHandling {
+    /// Revoked before the call returns (an operator's request).
+    RevokeNow,
+    /// Queued for the expiry worker, due now (a token that expired: one dead
+    /// target must not hold up the expiry of every other token).
+    Queue,
+}
+
 /// Revokes the token with `accessor`, its non-orphan descendants, and every
 /// lease they hold. Leases whose revocation fails stay queued for retry; the
 /// tokens go regardless.
@@ -27,23 +37,13 @@ pub async fn revoke_token_tree(
     tokens: &TokenStore,
     leases: &Leases,
     accessor: &str,
+    handling: LeaseHandling,
 ) -> Result<(), RevocationError> {
     let family = tokens.family(accessor).await?;
-    leases.revoke_for_tokens(&family).await?;
-    tokens.revoke_accessor(accessor).await?;
-    Ok(())
-}
-
-/// Like [`revoke_token_tree`], but the leases are queued for the expiry worker
-/// instead of revoked here: one token's dead target must not hold up the
-/// expiry of every other token.
-async fn expire_token_tree(
-    tokens: &TokenStore,
-    leases: &Leases,
-    accessor: &str,
-) -> Result<(), RevocationError> {
-    let family = tokens.family(accessor).await?;
-    leases.queue_for_tokens(&family).await?;
+    match handling {
+        LeaseHandling::RevokeNow => leases.revoke_for_tokens(&family).await?,
+        LeaseHandling::Queue => leases.queue_for_tokens(&family).await?,
+    };
     tokens.revoke_accessor(accessor).await?;
     Ok(())
 }
@@ -71,7 +71,7 @@ pub async fn run_token_expiry(barrier: Arc<Barrier>, tokens: TokenStore, leases:
             let outcome = match tokens.still_expired(&accessor, expire_time).await {
                 // Renewed since, or already gone: only the slot is stale.
                 Ok(false) => Ok(false),
-                Ok(true) => expire_token_tree(&tokens, &leases, &accessor)
+                Ok(true) => revoke_token_tree(&tokens, &leases, &accessor, LeaseHandling::Queue)
                     .await
                     .map(|()| true),
                 Err(err) => Err(err.into()),

@@ -250,4 +250,22 @@ fn policies_limit_roles_and_prefix_revocation() {
     let (status, listed) = api.list("sys/leases/lookup/db/creds/ro/");
     assert_eq!(status, 200);
     assert_eq!(listed["data"]["keys"].as_array().unwrap().len(), 1);
+
+    // A queued revocation (`sync=false`) answers at once, and the lease cannot
+    // be renewed back to life before the worker gets to it.
+    let (_, queued) = api.get("db/creds/rw");
+    let (status, _) = api.put(
+        "sys/leases/revoke",
+        json!({"lease_id": queued["lease_id"], "sync": false}),
+    );
+    assert_eq!(status, 204);
+    let (status, refused) = api.put("sys/leases/renew", json!({"lease_id": queued["lease_id"]}));
+    assert_eq!(status, 400, "{refused}");
+    assert!(
+        support::eventually(std::time::Duration::from_secs(10), || api
+            .put("sys/leases/lookup", json!({"lease_id": queued["lease_id"]}))
+            .0
+            == 400),
+        "the queued revocation never happened"
+    );
 }

@@ -343,12 +343,18 @@ async fn revoke_tree(state: &AppState, token: &Token) -> Result<StatusCode, ApiE
 }
 
 async fn revoke_accessor_tree(state: &AppState, accessor: &str) -> Result<(), ApiError> {
-    crate::revocation::revoke_token_tree(&state.tokens, &state.secrets.leases, accessor)
-        .await
-        .map_err(|err| match err {
-            crate::revocation::RevocationError::Token(err) => err.into(),
-            crate::revocation::RevocationError::Lease(err) => err.into(),
-        })
+    use crate::revocation::{LeaseHandling, revoke_token_tree};
+    revoke_token_tree(
+        &state.tokens,
+        &state.secrets.leases,
+        accessor,
+        LeaseHandling::RevokeNow,
+    )
+    .await
+    .map_err(|err| match err {
+        crate::revocation::RevocationError::Token(err) => err.into(),
+        crate::revocation::RevocationError::Lease(err) => err.into(),
+    })
 }
 
 /// `POST auth/token/revoke`: the token and its descendants.

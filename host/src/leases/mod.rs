@@ -449,8 +449,12 @@ impl Leases {
             return Ok(false);
         };
         if entry.state != LeaseState::Pending {
+            // Expired as of now, so a renewal cannot bring it back before the
+            // worker gets to it.
+            let now = unix_now();
             let previous = entry.due_at;
-            entry.due_at = unix_now();
+            entry.due_at = now;
+            entry.expire_at = entry.expire_at.min(now);
             self.store.update(&entry, Some(previous)).await?;
             self.wake.notify_one();
         }
