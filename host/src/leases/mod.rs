@@ -136,6 +136,10 @@ pub struct Leases {
     wake: Notify,
     workers: Arc<Semaphore>,
     per_connection: Mutex<HashMap<String, Arc<Semaphore>>>,
+    /// The connection of leases the worker found waiting on a full one, so
+    /// later passes skip them without reading them (forgotten once revoked or
+    /// rescheduled).
+    waiting_on: Mutex<HashMap<String, String>>,
 }
 
 /// Holds a lease id in [`Leases::busy`] until dropped.
@@ -173,6 +177,7 @@ impl Leases {
             wake: Notify::new(),
             workers,
             per_connection: Mutex::new(HashMap::new()),
+            waiting_on: Mutex::new(HashMap::new()),
         }
     }
 
@@ -580,6 +585,29 @@ impl Leases {
         Ok(self.counts.load(&self.store).await?)
     }
 
+    /// The connection a due lease was last seen waiting on.
+    fn connection_hint(&self, id: &str) -> Option<String> {
+        self.waiting_on
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(id)
+            .cloned()
+    }
+
+    fn remember_connection(&self, id: &str, connection_key: String) {
+        self.waiting_on
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id.to_owned(), connection_key);
+    }
+
+    fn forget_connection(&self, id: &str) {
+        self.waiting_on
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(id);
+    }
+
     /// The semaphore bounding concurrent revocations on `entry`'s connection.
     fn connection_limit(&self, entry: &LeaseEntry) -> Arc<Semaphore> {
         let key = format!("{}/{}", entry.mount_uuid, entry.connection);
@@ -644,6 +672,7 @@ impl Leases {
         permit: Option<OwnedSemaphorePermit>,
     ) -> Result<bool, LeaseError> {
         let started = Instant::now();
+        self.forget_connection(id);
         let Some(mut entry) = self.store.get(id).await? else {
             if let Some((slot, _)) = due {
                 self.store.remove_due(slot, id).await?;

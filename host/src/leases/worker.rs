@@ -55,6 +55,14 @@ impl Leases {
             if due_at > now {
                 return Ok(Duration::from_secs(due_at - now).min(IDLE));
             }
+            // A lease already seen waiting on a full connection is skipped
+            // without reading it again.
+            if self
+                .connection_hint(&id)
+                .is_some_and(|key| saturated.contains(&key))
+            {
+                continue;
+            }
             // Claimed here, not in the task, so the next pass cannot start it twice.
             if !self.try_hold(&id) {
                 continue;
@@ -74,10 +82,12 @@ impl Leases {
             let connection_key = format!("{}/{}", entry.mount_uuid, entry.connection);
             if saturated.contains(&connection_key) {
                 self.release(&id);
+                self.remember_connection(&id, connection_key);
                 continue;
             }
             let Ok(connection) = self.connection_limit(&entry).try_acquire_owned() else {
                 self.release(&id);
+                self.remember_connection(&id, connection_key.clone());
                 saturated.insert(connection_key);
                 continue;
             };

@@ -18,11 +18,22 @@ fn failed(what: &str, err: impl std::fmt::Display) -> StorageError {
 impl SledStorage {
     /// Opens (or creates) the database in `dir`.
     pub fn open(dir: &Path) -> Result<Self, StorageError> {
-        let db = sled::Config::new()
-            .path(dir)
-            .open()
-            .map_err(|err| failed(&format!("open of {}", dir.display()), err))?;
-        Ok(Self { db })
+        // sled's background flusher can hold the directory's lock for a moment
+        // after the previous handle is dropped (a reopen in the same process);
+        // wait for it briefly rather than fail.
+        let mut attempts = 0;
+        loop {
+            match sled::Config::new().path(dir).open() {
+                Ok(db) => return Ok(Self { db }),
+                Err(sled::Error::Io(io))
+                    if io.to_string().contains("could not acquire lock") && attempts < 50 =>
+                {
+                    attempts += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(40));
+                }
+                Err(err) => return Err(failed(&format!("open of {}", dir.display()), err)),
+            }
+        }
     }
 
     async fn flush(&self) -> Result<(), StorageError> {
