@@ -40,14 +40,20 @@ const SUDO: &[&str] = &[
     "auth/token/accessors",
 ];
 
-fn needs_sudo(path: &str) -> bool {
-    SUDO.iter().any(|p| {
-        if p.ends_with('/') {
-            path.starts_with(p)
-        } else {
-            path == *p
-        }
-    })
+/// Paths that need `sudo` only to be listed, as in Vault: looking up one lease
+/// is open to any token that has its id, listing every lease is not.
+const SUDO_TO_LIST: &[&str] = &["sys/leases/lookup"];
+
+fn needs_sudo(path: &str, capability: Capability) -> bool {
+    let listed = capability == Capability::List && SUDO_TO_LIST.contains(&path);
+    listed
+        || SUDO.iter().any(|p| {
+            if p.ends_with('/') {
+                path.starts_with(p)
+            } else {
+                path == *p
+            }
+        })
 }
 
 /// The authenticated caller of a request.
@@ -92,7 +98,8 @@ fn presented(request: &Request) -> Option<Token> {
     Some(Token::from_request(bearer.trim()))
 }
 
-fn is_list(request: &Request) -> bool {
+/// Whether the request is a `LIST` (after [`list_as_get`], `?list=true`).
+pub(super) fn is_list(request: &Request) -> bool {
     request
         .uri()
         .query()
@@ -133,9 +140,7 @@ pub async fn authorize(
         _ => Capability::Update,
     };
     let decision = acl.decide(&path, capability);
-    // Listing every lease is root-protected; looking one up is not.
-    let listing_leases = path == "sys/leases/lookup" && capability == Capability::List;
-    if !decision.allowed || ((needs_sudo(&path) || listing_leases) && !decision.sudo) {
+    if !decision.allowed || (needs_sudo(&path, capability) && !decision.sudo) {
         return ApiError::permission_denied().into_response();
     }
     let audited = super::audit_log::AuditedCaller {

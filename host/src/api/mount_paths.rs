@@ -6,7 +6,7 @@
 //! router's fallback, which finds the mount and dispatches on the rest.
 
 use super::AppState;
-use super::authorize::Caller;
+use super::authorize::{Caller, is_list};
 use super::body::JsonBody;
 use super::response::{ApiError, Envelope};
 use crate::plugin::{Failure, PluginError};
@@ -58,13 +58,6 @@ pub async fn dispatch(State(state): State<AppState>, request: Request) -> Respon
         Ok(response) => response,
         Err(err) => err.into_response(),
     }
-}
-
-fn is_list(request: &Request) -> bool {
-    request
-        .uri()
-        .query()
-        .is_some_and(|q| q.split('&').any(|pair| pair == "list=true"))
 }
 
 async fn route(state: &AppState, request: Request) -> Result<Response, ApiError> {

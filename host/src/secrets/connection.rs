@@ -70,7 +70,7 @@ impl Connection {
 }
 
 /// A role.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 pub struct Role {
     /// The connection it issues on.
     pub db_name: String,
@@ -80,6 +80,18 @@ pub struct Role {
     pub max_ttl: u64,
     /// The plugin's own role fields.
     pub fields: Map<String, Value>,
+}
+
+impl std::fmt::Debug for Role {
+    /// Plugin fields may be secret: only their names.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Role")
+            .field("db_name", &self.db_name)
+            .field("default_ttl", &self.default_ttl)
+            .field("max_ttl", &self.max_ttl)
+            .field("fields", &self.fields.keys().collect::<Vec<_>>())
+            .finish()
+    }
 }
 
 impl Role {

@@ -13,6 +13,8 @@ const MAX_REPLY: usize = 1 << 20;
 pub struct Connection {
     stream: TcpStream,
     buffer: Vec<u8>,
+    /// Passwords this connection sent, cut out of any error message.
+    secrets: Vec<String>,
 }
 
 impl Connection {
@@ -27,11 +29,18 @@ impl Connection {
         Ok(Self {
             stream,
             buffer: Vec::new(),
+            secrets: Vec::new(),
         })
+    }
+
+    /// Also cut `secret` out of error messages from now on.
+    pub fn redact(&mut self, secret: &str) {
+        self.secrets.push(secret.to_owned());
     }
 
     /// `AUTH user password`; a refusal is `denied`.
     pub fn auth(&mut self, user: &str, password: &str) -> Result<()> {
+        self.redact(password);
         match self.command(&["AUTH", user, password]) {
             Ok(_) => Ok(()),
             Err(Error::InvalidRequest(message)) => Err(Error::denied(message)),
@@ -41,7 +50,7 @@ impl Connection {
 
     /// Sends one command and reads its reply. A Redis error reply is
     /// `invalid request` (or `denied` for permission errors), with Redis's
-    /// message, which names no password: commands with secrets are never echoed.
+    /// message, with every password this connection sent cut out.
     pub fn command(&mut self, parts: &[&str]) -> Result<OwnedFrame> {
         let frame = OwnedFrame::Array(
             parts
@@ -56,7 +65,10 @@ impl Connection {
         let reply = self.read_frame()?;
         match reply {
             OwnedFrame::Error(message) => {
-                let message = format!("Redis refused {}: {message}", parts[0]);
+                let mut message = format!("Redis refused {}: {message}", parts[0]);
+                for secret in self.secrets.iter().filter(|s| !s.is_empty()) {
+                    message = message.replace(secret.as_str(), "[redacted]");
+                }
                 if message.contains("NOPERM")
                     || message.contains("WRONGPASS")
                     || message.contains("NOAUTH")

@@ -112,6 +112,7 @@ impl Provider for Redis {
             command.extend(rules::WITHOUT_ADMIN);
         }
         let mut connection = config.connect()?;
+        connection.redact(&password);
         match connection.command(&command) {
             Ok(_) => {}
             // Redis refused: SETUSER may still have created the user before a
@@ -161,6 +162,7 @@ impl Provider for Redis {
         let password = generate_password(32);
         let secret = format!(">{password}");
         let mut connection = config.connect()?;
+        connection.redact(&password);
         connection.command(&["ACL", "SETUSER", &config.username, "resetpass", &secret])?;
         Ok(Config {
             host: config.host.clone(),

@@ -10,3 +10,24 @@ pub use nginx::Nginx;
 pub use postgres::PostgresServer;
 pub use redis::{RedisClient, RedisServer};
 pub use webhook::{InHouse, Users};
+
+use std::net::{TcpListener, TcpStream};
+use std::time::{Duration, Instant};
+
+/// A loopback port nothing listens on right now.
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("finding a free loopback port")
+        .port()
+}
+
+/// Waits until something accepts connections on `port`, failing the test with
+/// `what` after `limit`.
+fn wait_for_port(port: u16, limit: Duration, what: &str) {
+    let deadline = Instant::now() + limit;
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "{what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

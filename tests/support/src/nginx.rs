@@ -3,10 +3,10 @@
 
 use base64::Engine as _;
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// An nginx serving one protected page, stopped on drop.
 pub struct Nginx {
@@ -21,11 +21,7 @@ impl Nginx {
             .into_iter()
             .find(|p| Path::new(p).exists())
             .expect("nginx is not installed: run scripts/setup");
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = crate::free_port();
         let www = root.join("www");
         std::fs::create_dir_all(&www).unwrap();
         std::fs::write(www.join("index.html"), "welcome\n").unwrap();
@@ -53,14 +49,11 @@ impl Nginx {
             .spawn()
             .expect("starting nginx");
         let nginx = Self { child, port };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "nginx did not start; see {r}/error.log"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        crate::wait_for_port(
+            port,
+            Duration::from_secs(10),
+            &format!("nginx did not start; see {r}/error.log"),
+        );
         nginx
     }
 

@@ -4,7 +4,7 @@
 //! credential can do. As root, both run as the `postgres` system user (initdb
 //! refuses to run as root).
 
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -84,11 +84,7 @@ impl PostgresServer {
             "initdb failed: {}",
             String::from_utf8_lossy(&initdb.stderr)
         );
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = crate::free_port();
         let child = command(&bin.join("postgres"))
             .arg("-D")
             .arg(&data)

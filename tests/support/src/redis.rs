@@ -3,10 +3,10 @@
 //! commands and reads one reply.
 
 use std::io::{BufRead, BufReader, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The admin user the server starts with.
 pub const ADMIN: &str = "admin";
@@ -25,11 +25,7 @@ impl RedisServer {
             .into_iter()
             .find(|p| Path::new(p).exists())
             .expect("redis-server is not installed: run scripts/setup");
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = crate::free_port();
         let conf = dir.join("redis.conf");
         std::fs::write(
             &conf,
@@ -47,11 +43,7 @@ impl RedisServer {
             .spawn()
             .expect("starting redis-server");
         let server = Self { child, port };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "redis-server did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        crate::wait_for_port(port, Duration::from_secs(10), "redis-server did not start");
         server
     }
 
