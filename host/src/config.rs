@@ -11,12 +11,24 @@
 //! # cert_file = "/etc/leasehold/tls.crt"
 //! # key_file = "/etc/leasehold/tls.key"
 //!
+//! # Limits on what a client may hold open; the defaults are Vault's.
+//! [listener]
+//! header_read_timeout = "10s"
+//! body_read_timeout = "30s"
+//! tls_handshake_timeout = "10s"
+//! idle_timeout = "5m"
+//! max_connections = 4096
+//!
 //! [plugins]
 //! # Where `leasehold plugin register -command FILE` looks for components.
 //! # directory = "/var/lib/leasehold/plugins"
 //! memory_limit_mb = 64
 //! call_timeout_seconds = 10
+//! # Calls at once in all; `revocation_workers` of them are kept for revocations.
 //! max_instances = 128
+//! max_calls_per_mount = 64
+//! # A request waits this long for its call's turn, then gets 429.
+//! queue_timeout_seconds = 10
 //!
 //! [leases]
 //! revocation_workers = 32
@@ -55,6 +67,64 @@ pub struct ServerConfig {
     /// Serve HTTPS with this certificate and key; plain HTTP without it.
     #[serde(default)]
     pub tls: Option<TlsFiles>,
+    /// Timeouts and the connection cap.
+    #[serde(default)]
+    pub listener: ListenerSettings,
+}
+
+/// What a client connection may take: time to send a request, time idle, and
+/// how many connections may be open at once.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ListenerSettings {
+    /// From a connection's start, or a request's first byte, until its head is
+    /// complete.
+    #[serde(with = "humantime_text")]
+    pub header_read_timeout: Duration,
+    /// For the whole request body.
+    #[serde(with = "humantime_text")]
+    pub body_read_timeout: Duration,
+    /// For a TLS handshake.
+    #[serde(with = "humantime_text")]
+    pub tls_handshake_timeout: Duration,
+    /// A connection with no request in flight is closed after this long.
+    #[serde(with = "humantime_text")]
+    pub idle_timeout: Duration,
+    /// Connections open at once; more wait to be accepted.
+    pub max_connections: usize,
+}
+
+impl Default for ListenerSettings {
+    fn default() -> Self {
+        Self {
+            header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(30),
+            tls_handshake_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(300),
+            max_connections: 4096,
+        }
+    }
+}
+
+/// Durations in config files as text: `"10s"`, `"5m"`, `"1h30m"`.
+mod humantime_text {
+    use serde::{Deserialize, Deserializer};
+    use std::time::Duration;
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        let duration = humantime::parse_duration(&text).map_err(|_| {
+            serde::de::Error::custom(format!(
+                "`{text}` is not a duration: use a value like \"10s\", \"5m\" or \"1h30m\""
+            ))
+        })?;
+        if duration.is_zero() {
+            return Err(serde::de::Error::custom(
+                "a timeout of zero would refuse everything",
+            ));
+        }
+        Ok(duration)
+    }
 }
 
 /// PEM files for the listener's TLS.
@@ -78,8 +148,16 @@ pub struct PluginSettings {
     pub memory_limit_mb: usize,
     /// Wall-clock limit per call, in seconds.
     pub call_timeout_seconds: u64,
-    /// Plugin calls that may run at once.
+    /// Plugin calls that may run at once in all (`[leases]
+    /// revocation_workers` of them are kept for revocations).
     pub max_instances: u32,
+    /// Plugin calls one mount may run at once, so one busy mount leaves room
+    /// for the others.
+    pub max_calls_per_mount: u32,
+    /// How long a request waits for its plugin call's turn (its connection's
+    /// `max_parallel`, its mount's share, a free instance) before it is
+    /// answered 429 with `Retry-After`.
+    pub queue_timeout_seconds: u64,
 }
 
 impl Default for PluginSettings {
@@ -89,17 +167,27 @@ impl Default for PluginSettings {
             memory_limit_mb: 64,
             call_timeout_seconds: 10,
             max_instances: 128,
+            max_calls_per_mount: 64,
+            queue_timeout_seconds: 10,
         }
     }
 }
 
 impl PluginSettings {
-    /// The runtime configuration these limits stand for.
-    pub fn runtime_config(&self, cache_dir: Option<PathBuf>) -> crate::plugin::RuntimeConfig {
+    /// The runtime configuration these limits stand for, with
+    /// `reserved_for_revocation` instances kept for revocations.
+    pub fn runtime_config(
+        &self,
+        cache_dir: Option<PathBuf>,
+        reserved_for_revocation: usize,
+    ) -> crate::plugin::RuntimeConfig {
         crate::plugin::RuntimeConfig {
             memory_limit_bytes: self.memory_limit_mb << 20,
             call_timeout: Duration::from_secs(self.call_timeout_seconds),
             max_instances: self.max_instances,
+            reserved_for_revocation: u32::try_from(reserved_for_revocation).unwrap_or(u32::MAX),
+            max_calls_per_mount: self.max_calls_per_mount,
+            queue_timeout: Duration::from_secs(self.queue_timeout_seconds),
             cache_dir,
         }
     }
@@ -147,6 +235,46 @@ impl ServerConfig {
     pub fn load(path: &Path) -> Result<Self, String> {
         let text = std::fs::read_to_string(path)
             .map_err(|err| format!("reading config {}: {err}", path.display()))?;
-        toml::from_str(&text).map_err(|err| format!("config {}: {err}", path.display()))
+        let config: Self =
+            toml::from_str(&text).map_err(|err| format!("config {}: {err}", path.display()))?;
+        config
+            .check()
+            .map_err(|err| format!("config {}: {err}", path.display()))?;
+        Ok(config)
+    }
+
+    /// Settings that parse but cannot work together.
+    pub fn check(&self) -> Result<(), String> {
+        let workers = self.leases.revocation_workers;
+        if workers == 0 || workers > self.plugins.max_instances as usize / 2 {
+            return Err(format!(
+                "[leases] revocation_workers ({workers}) must be at least 1 and at most half of [plugins] max_instances ({}): that many instances are kept for revocations, the rest serve requests",
+                self.plugins.max_instances
+            ));
+        }
+        for (name, value) in [
+            (
+                "[plugins] max_calls_per_mount",
+                self.plugins.max_calls_per_mount as usize,
+            ),
+            (
+                "[plugins] queue_timeout_seconds",
+                self.plugins.queue_timeout_seconds as usize,
+            ),
+            (
+                "[plugins] call_timeout_seconds",
+                self.plugins.call_timeout_seconds as usize,
+            ),
+            (
+                "[leases] revocations_per_connection",
+                self.leases.revocations_per_connection,
+            ),
+            ("[listener] max_connections", self.listener.max_connections),
+        ] {
+            if value == 0 {
+                return Err(format!("{name} must be at least 1"));
+            }
+        }
+        Ok(())
     }
 }

@@ -1,6 +1,17 @@
-//! Random identifiers: request ids, nonces, accessors, token bodies.
+//! Identifiers: random ones (request ids, nonces, accessors, token bodies),
+//! and the rule for names operators give things.
 
 const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+
+/// Whether `name` is a plain name for a connection, role or quota: 1 to 128
+/// letters, digits, `-`, `_` and `.`, so it is safe in a storage key and a path.
+pub fn is_plain_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 128
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+}
 
 /// A random UUID-shaped (version 4 layout) identifier.
 pub fn uuid() -> String {

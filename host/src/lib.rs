@@ -5,7 +5,7 @@
 //! - [`plugin`]: the wasmtime runtime that loads provider plugins and calls them in
 //!   a sandbox with per-mount capability grants;
 //! - [`barrier`]: encryption at rest, the keyring, seal and unseal;
-//! - [`storage`]: the ordered key-value backend under the barrier (sled);
+//! - [`storage`]: the ordered key-value backend under the barrier (redb);
 //! - [`audit`]: the HMAC'd, hash-chained audit log, failing closed;
 //! - [`auth`]: tokens, stored by hash;
 //! - [`catalog`]: registered plugin components, by name, version and SHA-256;
@@ -15,9 +15,11 @@
 //!   or at expiry;
 //! - [`metrics`]: Prometheus metrics;
 //! - [`policy`]: Vault's path ACL policies;
+//! - [`quotas`]: rate-limit and lease-count quotas;
 //! - [`lifecycle`]: init, unseal, seal;
 //! - [`api`]: the Vault-compatible HTTP API, the only module that knows HTTP;
-//! - [`server`] and [`config`]: the `leasehold server` process;
+//! - [`server`], `listener` and [`config`]: the `leasehold server` process and
+//!   the limits on its connections;
 //! - [`cli`]: the `leasehold` command line.
 
 pub mod api;
@@ -31,9 +33,12 @@ pub mod config;
 mod ids;
 pub mod leases;
 pub mod lifecycle;
+mod listener;
 pub mod metrics;
+mod path_prefix;
 pub mod plugin;
 pub mod policy;
+pub mod quotas;
 pub mod revocation;
 pub mod secrets;
 pub mod server;

@@ -12,14 +12,14 @@ use crate::lifecycle::Lifecycle;
 use crate::plugin::Runtime;
 use crate::policy::PolicyStore;
 use crate::secrets::Secrets;
-use crate::storage::SledStorage;
+use crate::storage::RedbStorage;
 use std::sync::Arc;
 
 /// How the server was asked to start.
 pub enum Mode {
     /// A config file.
-    Configured(ServerConfig),
-    /// `--dev`: sled in a temporary directory, initialized and unsealed with one
+    Configured(Box<ServerConfig>),
+    /// `--dev`: storage in a temporary directory, initialized and unsealed with one
     /// share, root token printed. Nothing survives the process.
     Dev {
         /// Address to listen on.
@@ -30,7 +30,7 @@ pub enum Mode {
 /// Runs the server until a shutdown signal.
 pub async fn run(mode: Mode) -> Result<(), String> {
     let (config, _dev_dir) = match mode {
-        Mode::Configured(config) => (config, None),
+        Mode::Configured(config) => (*config, None),
         Mode::Dev { listen } => {
             let dir = tempfile::Builder::new()
                 .prefix("leasehold-dev-")
@@ -43,6 +43,7 @@ pub async fn run(mode: Mode) -> Result<(), String> {
                 plugins: Default::default(),
                 leases: Default::default(),
                 tls: None,
+                listener: Default::default(),
             };
             (config, Some(dir))
         }
@@ -52,7 +53,8 @@ pub async fn run(mode: Mode) -> Result<(), String> {
     let tls = config.tls.as_ref().map(crate::tls::acceptor).transpose()?;
     let scheme = if tls.is_some() { "https" } else { "http" };
 
-    let storage = Arc::new(SledStorage::open(&config.data_dir).map_err(|err| err.to_string())?);
+    raise_open_file_limit();
+    let storage = Arc::new(RedbStorage::open(&config.data_dir).map_err(|err| err.to_string())?);
     let barrier = Arc::new(Barrier::new(storage));
     let tokens = TokenStore::new(barrier.clone());
     let lifecycle = Arc::new(Lifecycle::new(barrier.clone(), tokens.clone()));
@@ -61,8 +63,12 @@ pub async fn run(mode: Mode) -> Result<(), String> {
     } else {
         Some(config.data_dir.join("plugin-cache"))
     };
-    let runtime = Runtime::new(config.plugins.runtime_config(cache_dir))
-        .map_err(|err| format!("starting the plugin runtime: {err}"))?;
+    let runtime = Runtime::new(
+        config
+            .plugins
+            .runtime_config(cache_dir, config.leases.revocation_workers),
+    )
+    .map_err(|err| format!("starting the plugin runtime: {err}"))?;
     let catalog = Arc::new(Catalog::new(barrier.clone(), Arc::new(runtime)));
     let secrets = Arc::new(Secrets::new(
         barrier.clone(),
@@ -116,27 +122,33 @@ pub async fn run(mode: Mode) -> Result<(), String> {
     println!("listening on {scheme}://{address}");
 
     let policies = PolicyStore::new(barrier.clone());
+    let quotas = Arc::new(crate::quotas::Quotas::new(barrier.clone()));
     let audit = Arc::new(AuditRegistry::new(barrier.clone()));
-    let router = api::router(AppState {
-        lifecycle,
-        barrier,
-        tokens,
-        policies,
-        audit,
-        secrets,
-        plugin_dir: config.plugins.directory.clone(),
-    });
+    let router = api::router(
+        AppState {
+            lifecycle,
+            barrier,
+            tokens,
+            policies,
+            audit,
+            secrets,
+            quotas,
+            plugin_dir: config.plugins.directory.clone(),
+        },
+        config.listener.body_read_timeout,
+    );
     // `LIST` becomes `GET ?list=true` before routing, so this wraps the router.
     let app = axum::Router::new()
         .fallback_service(router)
         .layer(axum::middleware::from_fn(api::list_as_get));
-    match tls {
-        Some(acceptor) => crate::tls::serve(listener, acceptor, app, shutdown_signal()).await,
-        None => axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown_signal())
-            .await
-            .map_err(|err| format!("serving: {err}"))?,
-    }
+    crate::listener::serve(
+        listener,
+        tls,
+        app,
+        config.listener.clone(),
+        shutdown_signal(),
+    )
+    .await;
     tracing::info!("shut down");
     Ok(())
 }
@@ -147,6 +159,20 @@ pub async fn run(mode: Mode) -> Result<(), String> {
 pub async fn activate(secrets: &Secrets) {
     if let Err(err) = secrets.activate().await {
         tracing::error!(error = %err, "after unseal: registering bundled plugins or recovering leases failed");
+    }
+}
+
+/// Raises the soft limit on open files to the hard limit: every client
+/// connection and every plugin socket is a descriptor, and the listener's
+/// `max_connections` is meant to be the bound, not a default of 1024.
+fn raise_open_file_limit() {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let mut limit = getrlimit(Resource::Nofile);
+    if limit.current < limit.maximum {
+        limit.current = limit.maximum;
+        if let Err(err) = setrlimit(Resource::Nofile, limit) {
+            tracing::warn!(error = %err, "could not raise the open-file limit");
+        }
     }
 }
 

@@ -251,14 +251,14 @@ fn policies_limit_roles_and_prefix_revocation() {
     assert_eq!(status, 200);
     assert_eq!(listed["data"]["keys"].as_array().unwrap().len(), 1);
 
-    // A queued revocation (`sync=false`) answers at once, and the lease cannot
-    // be renewed back to life before the worker gets to it.
+    // A queued revocation (`sync=false`) answers 202 at once, and the lease
+    // cannot be renewed back to life before the worker gets to it.
     let (_, queued) = api.get("db/creds/rw");
     let (status, _) = api.put(
         "sys/leases/revoke",
         json!({"lease_id": queued["lease_id"], "sync": false}),
     );
-    assert_eq!(status, 204);
+    assert_eq!(status, 202);
     let (status, refused) = api.put("sys/leases/renew", json!({"lease_id": queued["lease_id"]}));
     assert_eq!(status, 400, "{refused}");
     assert!(

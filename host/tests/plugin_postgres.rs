@@ -19,6 +19,15 @@ fn credential(issued: &Value) -> (String, String) {
     )
 }
 
+/// How many roles the broker made are still in the server.
+fn leftover_roles(pg: &PostgresServer, admin_password: &str) -> String {
+    pg.query(
+        "admin",
+        admin_password,
+        "SELECT count(*) FROM pg_roles WHERE rolname LIKE 'v-%'",
+    )
+}
+
 fn role_exists(pg: &PostgresServer, admin_password: &str, name: &str) -> bool {
     pg.query(
         "admin",
@@ -147,11 +156,7 @@ fn postgres_roles_select_only_and_go_at_revoke_expiry_and_rotation() {
     let message = failed["errors"][0].as_str().unwrap();
     assert!(message.contains("42P01"), "{message}");
     assert_eq!(
-        pg.query(
-            "admin",
-            ADMIN_PASSWORD,
-            "SELECT count(*) FROM pg_roles WHERE rolname LIKE 'v-%'"
-        ),
+        leftover_roles(&pg, ADMIN_PASSWORD),
         "0",
         "a failed create left a role"
     );
@@ -174,4 +179,72 @@ fn postgres_roles_select_only_and_go_at_revoke_expiry_and_rotation() {
     let (status, _) = api.put("sys/leases/revoke-prefix/db", json!({}));
     assert_eq!(status, 204);
     assert!(!pg.psql(&user, &password, "SELECT 1").status.success());
+}
+
+/// Calls on one connection never fail because of each other: concurrent
+/// `GRANT`s on one table (PostgreSQL's "tuple concurrently updated") and
+/// concurrent revocations of roles that hold grants.
+#[test]
+fn many_clients_at_once_on_one_connection_never_fail_each_other() {
+    let root = tempfile::tempdir().unwrap();
+    let pg_dir = root.path().join("pg");
+    std::fs::create_dir(&pg_dir).unwrap();
+    let pg = PostgresServer::start(&pg_dir, ADMIN_PASSWORD);
+    pg.query("admin", ADMIN_PASSWORD, "CREATE TABLE items (id int);");
+
+    let server = Server::with_data_dir(&support::data_dir(&root));
+    let token = server.init_and_unseal();
+    let api = server.api(&token);
+    api.ok("sys/mounts/db", json!({"type": "database"}));
+    api.ok(
+        "db/config/pg",
+        json!({"plugin_name": "postgres", "host": "127.0.0.1", "port": pg.port,
+               "username": "admin", "password": ADMIN_PASSWORD,
+               "allowed_hosts": [format!("127.0.0.1:{}", pg.port)], "allowed_roles": "*",
+               "max_open_connections": 8}),
+    );
+    let (_, read) = api.get("db/config/pg");
+    assert_eq!(read["data"]["max_parallel"], 8, "{read}");
+    api.ok(
+        "db/roles/ro",
+        json!({"db_name": "pg", "default_ttl": "1h", "creation_statements": [
+            "CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}';",
+            "GRANT SELECT, INSERT ON items TO \"{{name}}\";"
+        ]}),
+    );
+
+    // 20 clients issuing at once, 50 leases in all: every one succeeds.
+    let issuers: Vec<_> = (0..20)
+        .map(|i| {
+            let (base, token) = (server.base.clone(), token.clone());
+            std::thread::spawn(move || {
+                let api = support::Api::new(&base, &token);
+                (0..if i < 10 { 3 } else { 2 })
+                    .map(|_| {
+                        let (status, reply) = api.get("db/creds/ro");
+                        assert_eq!(status, 200, "{reply}");
+                        credential(&reply)
+                    })
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let credentials: Vec<(String, String)> = issuers
+        .into_iter()
+        .flat_map(|t| t.join().unwrap())
+        .collect();
+    assert_eq!(credentials.len(), 50);
+    for (user, password) in credentials.iter().step_by(10) {
+        assert_eq!(pg.query(user, password, "SELECT count(*) FROM items"), "0");
+    }
+
+    // All 50, each holding grants on the same table, revoked at once.
+    let (status, reply) = api.put("sys/leases/revoke-prefix/db/creds/ro", json!({}));
+    assert_eq!(status, 204, "{reply}");
+    assert_eq!(
+        leftover_roles(&pg, ADMIN_PASSWORD),
+        "0",
+        "roles were left behind"
+    );
+    assert_eq!(api.list("sys/leases/lookup/db/creds/ro/").0, 404);
 }

@@ -20,6 +20,7 @@ fn runtime() -> Runtime {
         call_timeout: TIMEOUT,
         max_instances: 16,
         cache_dir: None,
+        ..RuntimeConfig::default()
     })
     .unwrap()
 }
@@ -552,4 +553,51 @@ async fn plugin_output_reaches_the_host_log_with_plugin_and_mount() {
     );
     // The password never reaches the log.
     assert!(!log.contains(issued.credential.get("password").unwrap()));
+}
+
+#[tokio::test]
+async fn a_plugin_gets_a_bounded_number_of_sockets_and_none_without_a_tcp_grant() {
+    let runtime = runtime();
+    let hostile = load(&runtime, artifacts::HOSTILE).await;
+    // Connections complete in the listener's backlog; nobody needs to accept.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let target = listener.local_addr().unwrap().to_string();
+    let cfg = config(json!({ "target": target }));
+    let held = |issued: leasehold_host::plugin::Issued| {
+        issued
+            .credential
+            .get("held")
+            .unwrap()
+            .parse::<u32>()
+            .unwrap()
+    };
+
+    let granted = CallScope::new("hostile", Grants::none().allow_tcp(&target).unwrap());
+    let issued = hostile
+        .create(&granted, &cfg, &act("sockets"), &lease())
+        .await
+        .unwrap();
+    assert_eq!(held(issued), 16, "the per-call socket cap");
+
+    // Without any TCP grant not even one socket is created.
+    let none = CallScope::new("hostile", Grants::none());
+    let issued = hostile
+        .create(&none, &cfg, &act("sockets"), &lease())
+        .await
+        .unwrap();
+    assert_eq!(held(issued), 0);
+    still_works(&runtime, &hostile).await;
+}
+
+#[tokio::test]
+async fn a_result_larger_than_a_call_may_return_is_refused() {
+    let runtime = runtime();
+    let hostile = load(&runtime, artifacts::HOSTILE).await;
+    let scope = CallScope::new("hostile", Grants::none());
+    let err = attack(&hostile, &scope, json!({}), "huge-result").await;
+    assert!(
+        matches!(err, PluginError::TooLarge { limit, .. } if limit == 64 * 1024),
+        "{err}"
+    );
+    still_works(&runtime, &hostile).await;
 }

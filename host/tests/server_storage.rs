@@ -3,7 +3,7 @@
 
 mod support;
 
-use leasehold_host::storage::{SledStorage, Storage};
+use leasehold_host::storage::{RedbStorage, Storage};
 use reqwest::StatusCode;
 use reqwest::blocking::Client;
 use serde_json::{Value, json};
@@ -102,9 +102,9 @@ fn altered_or_moved_values_in_the_data_directory_are_errors_not_data() {
     write("c", "c/*");
     server.stop();
 
-    // Edit the sled database directly, as someone with the data directory could.
+    // Edit the database directly, as someone with the data directory could.
     {
-        let storage = SledStorage::open(&root.path().join("data")).unwrap();
+        let storage = RedbStorage::open(&root.path().join("data")).unwrap();
         let runtime = tokio::runtime::Runtime::new().unwrap();
         runtime.block_on(async {
             let mut a = storage.get("sys/policy/a").await.unwrap().unwrap();

@@ -1,6 +1,6 @@
 //! The listener over TLS: a real HTTPS client (curl) that trusts the server's
-//! certificate gets answers; plain HTTP does not; a bad key file stops startup
-//! with a clear error.
+//! certificate gets answers; plain HTTP does not; a client that never finishes
+//! its handshake is closed; a bad key file stops startup with a clear error.
 
 mod support;
 
@@ -49,7 +49,8 @@ fn the_api_is_served_over_tls_when_configured() {
     std::fs::write(
         &config,
         format!(
-            "listen = \"127.0.0.1:0\"\ndata_dir = {:?}\n[tls]\ncert_file = {:?}\nkey_file = {:?}\n",
+            "listen = \"127.0.0.1:0\"\ndata_dir = {:?}\n[tls]\ncert_file = {:?}\nkey_file = {:?}\n\
+             [listener]\ntls_handshake_timeout = \"2s\"\n",
             root.path().join("data").display().to_string(),
             cert.display().to_string(),
             key.display().to_string()
@@ -98,6 +99,23 @@ fn the_api_is_served_over_tls_when_configured() {
         String::from_utf8_lossy(&plain.stdout),
         "501",
         "plain HTTP was served"
+    );
+
+    // A client that connects and never starts its handshake is closed after
+    // the handshake timeout, not held.
+    let mut silent =
+        std::net::TcpStream::connect(server.base.trim_start_matches("https://")).unwrap();
+    silent
+        .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    let mut byte = [0u8; 1];
+    let closed = std::io::Read::read(&mut silent, &mut byte);
+    assert!(
+        matches!(closed, Ok(0))
+            || closed
+                .as_ref()
+                .is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionReset),
+        "the silent TLS client was held: {closed:?}"
     );
 
     // A key that is not a key stops the server before it listens.

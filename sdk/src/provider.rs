@@ -24,6 +24,11 @@ pub trait Provider {
     const CAN_RENEW: bool = false;
     /// Whether [`Provider::rotate_root`] is implemented.
     const CAN_ROTATE_ROOT: bool = false;
+    /// How many calls the target takes at once on one connection, if it has a
+    /// limit (a file rewritten whole tolerates one writer); 0 for no opinion. The
+    /// host runs at most this many calls at once per connection, whatever the
+    /// operator's `max_parallel` says.
+    const MAX_PARALLEL: u32 = 0;
 
     /// The connection config: how to reach the target and as whom. Mark secret
     /// fields with [`crate::Secret`] (or `#[schemars(extend("secret" = true))]`).
@@ -96,6 +101,20 @@ fn schema_of<T: JsonSchema>() -> String {
     serde_json::to_string(&schemars::schema_for!(T)).expect("a JSON Schema serializes")
 }
 
+/// The keyword in the config schema's root that carries
+/// [`Provider::MAX_PARALLEL`] to the host (the `0.1.0` contract's `plugin-info`
+/// has no field for it).
+pub const MAX_PARALLEL_KEYWORD: &str = "x-leasehold-max-parallel";
+
+/// The config schema, with the plugin's concurrency limit when it has one.
+fn config_schema_of<P: Provider>() -> String {
+    let mut schema = schemars::schema_for!(P::Config);
+    if P::MAX_PARALLEL > 0 {
+        schema.insert(MAX_PARALLEL_KEYWORD.into(), P::MAX_PARALLEL.into());
+    }
+    serde_json::to_string(&schema).expect("a JSON Schema serializes")
+}
+
 /// Called by the code [`crate::export_provider!`] expands to.
 #[doc(hidden)]
 pub mod adapter {
@@ -106,7 +125,7 @@ pub mod adapter {
             name: P::NAME.into(),
             version: version.into(),
             description: P::DESCRIPTION.into(),
-            config_schema: schema_of::<P::Config>(),
+            config_schema: config_schema_of::<P>(),
             role_schema: schema_of::<P::Role>(),
             max_username_length: P::MAX_USERNAME_LENGTH,
             can_renew: P::CAN_RENEW,

@@ -3,11 +3,10 @@
 //! record it), the response line after.
 
 use super::AppState;
-use super::body::MAX_BODY_BYTES;
 use super::response::ApiError;
 use axum::body::{Body, to_bytes};
 use axum::extract::{Request, State};
-use axum::http::{Method, StatusCode};
+use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
@@ -60,15 +59,10 @@ pub async fn audit(State(state): State<AppState>, request: Request, next: Next) 
     }
 
     let (parts, body) = request.into_parts();
-    let bytes = match to_bytes(body, MAX_BODY_BYTES).await {
+    // Already in memory and within its path's limit (`read_body`).
+    let bytes = match to_bytes(body, usize::MAX).await {
         Ok(bytes) => bytes,
-        Err(_) => {
-            return ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!("request body is larger than {MAX_BODY_BYTES} bytes"),
-            )
-            .into_response();
-        }
+        Err(err) => return ApiError::bad_request(err.to_string()).into_response(),
     };
     let token = parts
         .headers

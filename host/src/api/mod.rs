@@ -11,6 +11,7 @@ mod authorize;
 pub mod body;
 mod duration;
 mod mount_paths;
+mod read_body;
 pub mod response;
 mod sys_audit;
 mod sys_leases;
@@ -18,6 +19,7 @@ mod sys_lifecycle;
 mod sys_mounts;
 mod sys_plugins;
 mod sys_policy;
+mod sys_quotas;
 
 pub use authorize::list_as_get;
 
@@ -51,6 +53,8 @@ pub struct AppState {
     pub audit: Arc<AuditRegistry>,
     /// Mounts, connections, roles, leases.
     pub secrets: Arc<Secrets>,
+    /// Rate-limit and lease-count quotas.
+    pub quotas: Arc<crate::quotas::Quotas>,
     /// Where `sys/plugins/catalog` finds components named by file.
     pub plugin_dir: Option<std::path::PathBuf>,
 }
@@ -72,8 +76,8 @@ where
     axum::routing::put(handler.clone()).post(handler)
 }
 
-/// The whole API.
-pub fn router(state: AppState) -> Router {
+/// The whole API; request bodies must arrive within `body_read_timeout`.
+pub fn router(state: AppState, body_read_timeout: std::time::Duration) -> Router {
     Router::new()
         .route("/v1/sys/health", get(sys_lifecycle::health))
         .route(
@@ -195,6 +199,28 @@ pub fn router(state: AppState) -> Router {
             write(sys_leases::revoke_force),
         )
         .route("/v1/sys/metrics", get(sys_leases::metrics))
+        .route(
+            "/v1/sys/quotas/rate-limit",
+            get(sys_quotas::list_rate_limits),
+        )
+        .route(
+            "/v1/sys/quotas/rate-limit/{name}",
+            get(sys_quotas::read_rate_limit)
+                .put(sys_quotas::write_rate_limit)
+                .post(sys_quotas::write_rate_limit)
+                .delete(sys_quotas::delete_rate_limit),
+        )
+        .route(
+            "/v1/sys/quotas/lease-count",
+            get(sys_quotas::list_lease_counts),
+        )
+        .route(
+            "/v1/sys/quotas/lease-count/{name}",
+            get(sys_quotas::read_lease_count)
+                .put(sys_quotas::write_lease_count)
+                .post(sys_quotas::write_lease_count)
+                .delete(sys_quotas::delete_lease_count),
+        )
         .fallback(mount_paths::dispatch)
         .method_not_allowed_fallback(method_not_allowed)
         // Innermost first: authorization, then audit around it (so denied requests
@@ -208,7 +234,16 @@ pub fn router(state: AppState) -> Router {
             audit_log::audit,
         ))
         .layer(middleware::from_fn_with_state(state.clone(), sealed_gate))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            sys_quotas::rate_limit,
+        ))
         .layer(DefaultBodyLimit::max(body::MAX_BODY_BYTES))
+        // Outermost: nothing inside waits on a client's body.
+        .layer(middleware::from_fn_with_state(
+            body_read_timeout,
+            read_body::read_body,
+        ))
         .with_state(state)
 }
 

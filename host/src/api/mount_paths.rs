@@ -9,6 +9,7 @@ use super::AppState;
 use super::authorize::{Caller, is_list};
 use super::body::JsonBody;
 use super::response::{ApiError, Envelope};
+use crate::leases::LeaseLimit;
 use crate::plugin::{Failure, PluginError};
 use crate::secrets::schema::ObjectSchema;
 use crate::secrets::{ConnectionWrite, MountEntry, Requester, SecretsError};
@@ -19,15 +20,17 @@ use secrecy::ExposeSecret;
 use serde_json::{Map, Value, json};
 
 /// A plugin failure as an HTTP error: the request or config is wrong (400), the
-/// target is unavailable or refused (502), the sandbox is full (429), or the
-/// plugin broke (500).
+/// target is unavailable or refused (502), the connection's or the pool's calls
+/// are all taken (429), the target keeps timing out (503), or the plugin broke
+/// (500). Refusals carry `Retry-After`.
 pub fn plugin_error(err: PluginError) -> ApiError {
     let status = match &err {
         PluginError::Failed(Failure::InvalidConfig(_) | Failure::InvalidRequest(_))
         | PluginError::CapabilityDenied(_) => StatusCode::BAD_REQUEST,
         PluginError::Failed(Failure::Unavailable(_) | Failure::Denied(_))
         | PluginError::Timeout(_) => StatusCode::BAD_GATEWAY,
-        PluginError::Busy(_) => StatusCode::TOO_MANY_REQUESTS,
+        PluginError::Busy { .. } => StatusCode::TOO_MANY_REQUESTS,
+        PluginError::CircuitOpen { .. } => StatusCode::SERVICE_UNAVAILABLE,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     };
     let retry = if err.is_retryable() {
@@ -35,7 +38,11 @@ pub fn plugin_error(err: PluginError) -> ApiError {
     } else {
         ""
     };
-    ApiError::new(status, format!("plugin error: {err}{retry}"))
+    let error = ApiError::new(status, format!("plugin error: {err}{retry}"));
+    match err.retry_after() {
+        Some(after) => error.retry_after(after),
+        None => error,
+    }
 }
 
 impl From<SecretsError> for ApiError {
@@ -166,6 +173,24 @@ fn boolean(field: &str, value: Value) -> Result<bool, ApiError> {
     }
 }
 
+/// A whole number of calls, 1 to 1024; also as a string (Vault's clients send
+/// either).
+fn count(field: &str, value: Value) -> Result<u32, ApiError> {
+    let number = match &value {
+        Value::Number(n) => n.as_u64(),
+        Value::String(s) => s.trim().parse::<u64>().ok(),
+        _ => None,
+    };
+    number
+        .filter(|n| (1..=1024).contains(n))
+        .map(|n| n as u32)
+        .ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "field `{field}` must be a whole number from 1 to 1024"
+            ))
+        })
+}
+
 fn seconds(field: &str, value: Value) -> Result<u64, ApiError> {
     serde_json::from_value::<super::duration::Seconds>(value)
         .map(|s| s.0)
@@ -186,6 +211,7 @@ fn connection_write(body: Map<String, Value>) -> Result<ConnectionWrite, ApiErro
         allowed_origins: None,
         directory: None,
         verify_connection: None,
+        max_parallel: None,
         config: Map::new(),
     };
     for (field, value) in body {
@@ -200,6 +226,9 @@ fn connection_write(body: Map<String, Value>) -> Result<ConnectionWrite, ApiErro
             "allowed_origins" => write.allowed_origins = Some(strings(&field, value)?),
             "directory" => write.directory = Some(string(&field, value)?),
             "verify_connection" => write.verify_connection = Some(boolean(&field, value)?),
+            "max_parallel" | "max_open_connections" => {
+                write.max_parallel = Some(count(&field, value)?)
+            }
             // Sent empty by Vault clients whatever the plugin.
             "root_rotation_statements" if value.as_array().is_some_and(Vec::is_empty) => {}
             // The plugin's own field; a null removes it.
@@ -220,6 +249,8 @@ const BROKER_FIELDS: &[&str] = &[
     "allowed_origins",
     "directory",
     "verify_connection",
+    "max_parallel",
+    "max_open_connections",
     "root_rotation_statements",
 ];
 
@@ -238,6 +269,7 @@ async fn read_connection(
         "allowed_origins": connection.allowed_origins,
         "directory": connection.directory,
         "verify_connection": connection.verify_connection,
+        "max_parallel": connection.parallel_calls(schema.max_parallel_hint()),
         "connection_details": Value::Object(schema.without_secrets(&connection.config)),
     }))
     .into_response())
@@ -289,6 +321,15 @@ async fn issue(
     role: &str,
     caller: &Caller,
 ) -> Result<Response, ApiError> {
+    let lease_limit = state
+        .quotas
+        .lease_count_for(&format!("{}creds/{role}", mount.path))
+        .await?
+        .map(|quota| LeaseLimit {
+            name: quota.name,
+            path: quota.path,
+            max: quota.max_leases,
+        });
     let issued = state
         .secrets
         .issue(
@@ -299,6 +340,7 @@ async fn issue(
                 display_name: caller.entry.display_name.clone(),
                 expire_at: caller.entry.expire_time,
             },
+            lease_limit,
         )
         .await?;
     let data: Map<String, Value> = issued

@@ -12,6 +12,8 @@ use serde_json::{Value, json};
 pub struct ApiError {
     status: StatusCode,
     messages: Vec<String>,
+    /// Sent as `Retry-After` (whole seconds, at least 1).
+    retry_after: Option<std::time::Duration>,
 }
 
 impl ApiError {
@@ -20,6 +22,7 @@ impl ApiError {
         Self {
             status,
             messages: vec![message.into()],
+            retry_after: None,
         }
     }
 
@@ -49,6 +52,7 @@ impl ApiError {
         Self {
             status: StatusCode::NOT_FOUND,
             messages: Vec::new(),
+            retry_after: None,
         }
     }
 
@@ -67,9 +71,25 @@ impl ApiError {
     }
 }
 
+impl ApiError {
+    /// Tells the client when to try again.
+    pub fn retry_after(mut self, after: std::time::Duration) -> Self {
+        self.retry_after = Some(after);
+        self
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, Json(json!({ "errors": self.messages }))).into_response()
+        let mut response = (self.status, Json(json!({ "errors": self.messages }))).into_response();
+        if let Some(after) = self.retry_after {
+            let seconds = after.as_secs_f64().ceil().max(1.0) as u64;
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(seconds),
+            );
+        }
+        response
     }
 }
 

@@ -20,10 +20,15 @@ impl From<LeaseError> for ApiError {
     fn from(err: LeaseError) -> Self {
         match err {
             LeaseError::NotFound => ApiError::bad_request("invalid lease"),
+            LeaseError::QuotaExceeded(_) => {
+                ApiError::new(StatusCode::TOO_MANY_REQUESTS, err.to_string())
+            }
             LeaseError::PastMax | LeaseError::NotRenewable(_) | LeaseError::TokenExpiring => {
                 ApiError::bad_request(err.to_string())
             }
-            LeaseError::Plugin(err) => super::mount_paths::plugin_error(err),
+            LeaseError::Plugin(err) | LeaseError::Deferred(err) => {
+                super::mount_paths::plugin_error(err)
+            }
             LeaseError::Target(_) => ApiError::bad_request(err.to_string()),
             LeaseError::RevokeFailed(_) => ApiError::new(StatusCode::BAD_GATEWAY, err.to_string()),
             LeaseError::Barrier(e) => e.into(),
@@ -96,15 +101,16 @@ pub async fn renew_path(
     renew_lease(&state, id, body).await
 }
 
-/// Revokes now (`sync`, the default) or queues it for the worker.
+/// Revokes now (`sync`, the default: 204) or queues it for the worker (202).
 async fn revoke_lease(state: &AppState, id: String, sync: bool) -> Result<StatusCode, ApiError> {
     let leases = &state.secrets.leases;
     if sync {
         leases.revoke(&id).await?;
+        Ok(StatusCode::NO_CONTENT)
     } else {
         leases.revoke_later(&id).await?;
+        Ok(StatusCode::ACCEPTED)
     }
-    Ok(StatusCode::NO_CONTENT)
 }
 
 /// `PUT sys/leases/revoke`.
@@ -198,9 +204,19 @@ pub struct PrefixBody {
     sync: Option<bool>,
 }
 
-async fn revoke_under(state: &AppState, prefix: &str, force: bool) -> Result<StatusCode, ApiError> {
+async fn revoke_under(
+    state: &AppState,
+    prefix: &str,
+    force: bool,
+    sync: bool,
+) -> Result<StatusCode, ApiError> {
     if prefix.trim_matches('/').is_empty() {
         return Err(ApiError::bad_request("a prefix is required"));
+    }
+    if !sync && !force {
+        // Queued at once; the worker revokes them with its retries.
+        state.secrets.leases.revoke_prefix_later(prefix).await?;
+        return Ok(StatusCode::ACCEPTED);
     }
     let (revoked, failed) = state.secrets.leases.revoke_prefix(prefix, force).await?;
     if let Some((id, error)) = failed.first() {
@@ -222,8 +238,8 @@ pub async fn revoke_prefix(
     Path(prefix): Path<String>,
     JsonBody(body): JsonBody<PrefixBody>,
 ) -> Result<StatusCode, ApiError> {
-    let _ = (body.prefix, body.sync);
-    revoke_under(&state, &prefix, false).await
+    let _ = body.prefix;
+    revoke_under(&state, &prefix, false, body.sync.unwrap_or(true)).await
 }
 
 /// `PUT sys/leases/revoke-force/:prefix` (sudo): removes the leases even when
@@ -235,9 +251,10 @@ pub async fn revoke_force(
     Path(prefix): Path<String>,
     JsonBody(body): JsonBody<PrefixBody>,
 ) -> Result<StatusCode, ApiError> {
+    // Forced revocation is always done at once: nothing is retried later.
     let _ = (body.prefix, body.sync);
     tracing::warn!(%prefix, accessor = %caller.entry.accessor, "forced revocation requested");
-    revoke_under(&state, &prefix, true).await
+    revoke_under(&state, &prefix, true, true).await
 }
 
 /// `?type=irrevocable`.
@@ -307,6 +324,7 @@ pub async fn count(
 
 /// `GET sys/metrics`: Prometheus text.
 pub async fn metrics(State(state): State<AppState>, _caller: Caller) -> Response {
+    super::sys_quotas::record_metrics(&state).await;
     for (mount, lease_state, n) in state.secrets.leases.counts() {
         metrics::gauge!("leasehold_leases", "mount" => mount, "state" => lease_state.as_str())
             .set(n as f64);

@@ -199,7 +199,7 @@ fn seal_status_body(status: &SealStatus) -> Value {
         "build_date": "",
         "migration": false,
         "recovery_seal": false,
-        "storage_type": "sled",
+        "storage_type": "redb",
     });
     if !status.sealed {
         body["cluster_name"] = json!("leasehold");

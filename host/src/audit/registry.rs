@@ -214,7 +214,12 @@ impl AuditRegistry {
                 }
             }
             restore_plain(entry, &mut hashed);
-            match device.write(hashed) {
+            // An fsync'd append: off the async workers, like every storage write.
+            let writer = device.clone();
+            let written = tokio::task::spawn_blocking(move || writer.write(hashed))
+                .await
+                .unwrap_or_else(|err| Err(std::io::Error::other(err.to_string())));
+            match written {
                 Ok(()) => wrote = true,
                 Err(err) => {
                     tracing::error!(device = %device.path(), error = %err, "audit write failed")

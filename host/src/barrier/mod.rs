@@ -312,15 +312,15 @@ pub enum BarrierOp {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::storage::SledStorage;
+    use crate::storage::RedbStorage;
 
     const CONFIG: SealConfig = SealConfig {
         secret_shares: 5,
         secret_threshold: 3,
     };
 
-    fn open(dir: &std::path::Path) -> (Arc<SledStorage>, Barrier) {
-        let storage = Arc::new(SledStorage::open(dir).unwrap());
+    fn open(dir: &std::path::Path) -> (Arc<RedbStorage>, Barrier) {
+        let storage = Arc::new(RedbStorage::open(dir).unwrap());
         (storage.clone(), Barrier::new(storage))
     }
 

@@ -360,7 +360,7 @@ fn run_server(
         if let Some(listen) = listen {
             config.listen = listen;
         }
-        Mode::Configured(config)
+        Mode::Configured(Box::new(config))
     };
     tokio::runtime::Runtime::new()
         .map_err(|err| format!("starting the async runtime: {err}"))?

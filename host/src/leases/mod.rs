@@ -15,6 +15,7 @@ mod store;
 pub mod ttl;
 mod worker;
 
+pub use counts::LeaseLimit;
 pub use entry::{LeaseEntry, LeaseState};
 pub use ttl::TtlSettings;
 
@@ -28,7 +29,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use store::LeaseStore;
-use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::Notify;
 use ttl::Renewal;
 
 /// Longest revocation error kept on a lease (Vault's limit).
@@ -64,6 +65,9 @@ pub enum LeaseError {
     /// A renewal of a lease that is not active.
     #[error("lease is not renewable: {0}")]
     NotRenewable(&'static str),
+    /// A lease-count quota is full.
+    #[error("lease count quota `{0}` exceeded: revoke leases under its path first")]
+    QuotaExceeded(String),
     /// The token expires before any lease could live.
     #[error("the requesting token expires now; no lease can be issued")]
     TokenExpiring,
@@ -76,6 +80,10 @@ pub enum LeaseError {
     /// Revocation failed; the lease stays and is retried.
     #[error("revocation failed and will be retried: {0}")]
     RevokeFailed(String),
+    /// The revocation did not run: its target is paused or busy. Nothing was
+    /// recorded; the lease stays as it was.
+    #[error("revocation deferred: {0}")]
+    Deferred(PluginError),
     /// Storage failed.
     #[error(transparent)]
     Barrier(#[from] BarrierError),
@@ -103,6 +111,8 @@ pub struct IssueRequest {
     pub requester: String,
     /// When it expires, if it does: no lease outlives its token.
     pub token_expire_at: Option<u64>,
+    /// The lease-count quota over this role's leases, if one applies.
+    pub lease_limit: Option<LeaseLimit>,
 }
 
 /// A lease just issued, with the credential the consumer gets once.
@@ -111,6 +121,23 @@ pub struct IssuedLease {
     pub entry: LeaseEntry,
     /// The credential.
     pub credential: Credential,
+}
+
+/// Why a plugin `revoke` did not succeed.
+enum RevokeCall {
+    /// It ran (or its target could not be found) and failed.
+    Failed(String),
+    /// It was refused before it ran: the connection is paused or busy.
+    NotRun(PluginError),
+}
+
+impl std::fmt::Display for RevokeCall {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Failed(message) => f.write_str(message),
+            Self::NotRun(err) => write!(f, "{err}"),
+        }
+    }
 }
 
 /// How a revocation treats a failing plugin.
@@ -134,10 +161,10 @@ pub struct Leases {
     released: Notify,
     /// Wakes the worker when something became due.
     wake: Notify,
-    workers: Arc<Semaphore>,
-    per_connection: Mutex<HashMap<String, Arc<Semaphore>>>,
-    /// The connection of leases the worker found waiting on a full one, so
-    /// later passes skip them without reading them (forgotten once revoked or
+    /// The expiry worker's queues, one per connection.
+    lanes: worker::Lanes,
+    /// The connection of leases the worker found waiting on a full lane, so
+    /// later scans skip them without reading them (forgotten once revoked or
     /// rescheduled).
     waiting_on: Mutex<HashMap<String, String>>,
 }
@@ -165,7 +192,6 @@ fn truncated(message: &str) -> String {
 impl Leases {
     /// A lease manager over `barrier`, finding targets with `targets`.
     pub fn new(barrier: Arc<Barrier>, targets: Arc<dyn Targets>, settings: LeaseSettings) -> Self {
-        let workers = Arc::new(Semaphore::new(settings.revocation_workers.max(1)));
         Self {
             store: LeaseStore::new(barrier.clone()),
             barrier,
@@ -175,8 +201,7 @@ impl Leases {
             busy: Mutex::new(HashSet::new()),
             released: Notify::new(),
             wake: Notify::new(),
-            workers,
-            per_connection: Mutex::new(HashMap::new()),
+            lanes: worker::Lanes::default(),
             waiting_on: Mutex::new(HashMap::new()),
         }
     }
@@ -215,6 +240,12 @@ impl Leases {
             .unwrap_or_else(|e| e.into_inner())
             .remove(id);
         self.released.notify_waiters();
+    }
+
+    /// Leases under a path prefix (`""`, a mount, or `<mount>creds/<role>`), in
+    /// every state.
+    pub fn count_under(&self, path: &str) -> u64 {
+        self.counts.under(path)
     }
 
     /// Lease counts by mount and state.
@@ -265,9 +296,14 @@ impl Leases {
             last_error: None,
         };
         let claim = self.claim(&lease_id).await;
-        self.store.insert_pending(&entry).await?;
         self.counts
-            .shift(&entry.mount_path, None, Some(LeaseState::Pending));
+            .admit(&lease_id, request.lease_limit.as_ref())
+            .map_err(LeaseError::QuotaExceeded)?;
+        if let Err(err) = self.store.insert_pending(&entry).await {
+            self.counts
+                .shift(&lease_id, Some(LeaseState::Pending), None);
+            return Err(err.into());
+        }
 
         let target = &request.target;
         let created = target
@@ -295,7 +331,7 @@ impl Leases {
             // The credential exists but the lease could not be completed: take it
             // back now (the pending lease covers a crash from here on).
             if let Err(revoke_err) = self
-                .revoke_claimed(&entry.lease_id, Mode::Normal, None, None)
+                .revoke_claimed(&entry.lease_id, Mode::Normal, None)
                 .await
             {
                 tracing::error!(lease_id = %entry.lease_id, error = %revoke_err, "revoking a credential whose lease could not be stored");
@@ -305,11 +341,10 @@ impl Leases {
         }
         drop(claim);
         self.counts.shift(
-            &entry.mount_path,
+            &entry.lease_id,
             Some(LeaseState::Pending),
             Some(LeaseState::Active),
         );
-        self.wake.notify_one();
         metrics::counter!("leasehold_leases_issued_total", "mount" => entry.mount_path.clone())
             .increment(1);
         metrics::histogram!("leasehold_lease_issue_seconds", "mount" => entry.mount_path.clone())
@@ -322,10 +357,11 @@ impl Leases {
 
     /// After a failed `create`, with the lease still claimed. A plugin that
     /// reported a definite failure made nothing (its contract says it undoes its
-    /// own partial work), so the lease goes. After `internal` (the plugin cannot
-    /// tell what the target did) or a call stopped midway (timeout, crash,
-    /// memory, a refused capability), something may exist: the lease is revoked
-    /// without a handle, and retried like any revocation.
+    /// own partial work), so the lease goes; so does a call refused before it
+    /// ran. After `internal` (the plugin cannot tell what the target did) or a
+    /// call stopped midway (timeout, crash, memory, a refused capability, a
+    /// result too large), something may exist: the lease is due at once, and the
+    /// worker revokes it without a handle, retrying like any revocation.
     async fn abandon(&self, entry: &LeaseEntry, err: &PluginError) {
         use crate::plugin::Failure;
         let clean = matches!(
@@ -335,25 +371,29 @@ impl Leases {
                     | Failure::InvalidRequest(_)
                     | Failure::Unavailable(_)
                     | Failure::Denied(_)
-            ) | PluginError::Busy(_)
+            ) | PluginError::Busy { .. }
+                | PluginError::CircuitOpen { .. }
                 | PluginError::Sandbox(_)
         );
-        let outcome = if clean {
-            self.store.remove(entry).await.map_err(|e| e.to_string())
-        } else {
-            self.revoke_claimed(&entry.lease_id, Mode::Normal, None, None)
-                .await
-                .map(|_| ())
-                .map_err(|e| e.to_string())
-        };
-        match outcome {
-            Ok(()) if clean => {
-                self.counts
-                    .shift(&entry.mount_path, Some(LeaseState::Pending), None)
+        if clean {
+            match self.store.remove(entry).await {
+                Ok(()) => self
+                    .counts
+                    .shift(&entry.lease_id, Some(LeaseState::Pending), None),
+                Err(error) => {
+                    tracing::warn!(lease_id = %entry.lease_id, %error, "removing the lease of a failed create; recovery revokes it at the next unseal");
+                }
             }
-            Ok(()) => {}
+            return;
+        }
+        // Due now: the worker revokes it without a handle, with its retries,
+        // while the client gets its answer without waiting for that.
+        let mut scheduled = entry.clone();
+        scheduled.due_at = unix_now();
+        match self.store.update(&scheduled, None).await {
+            Ok(()) => self.wake.notify_one(),
             Err(error) => {
-                tracing::warn!(lease_id = %entry.lease_id, %error, "cleaning up after a failed create; the lease stays and is retried");
+                tracing::warn!(lease_id = %entry.lease_id, %error, "scheduling the revocation of a failed create; recovery revokes it at the next unseal");
             }
         }
     }
@@ -468,33 +508,59 @@ impl Leases {
 
     /// Revokes every lease under `prefix` (a mount, a role, or one lease id),
     /// `revocation_workers` at a time. Returns how many were revoked and the
-    /// failures, which stay and are retried.
+    /// failures, which stay and are retried (a revocation deferred because its
+    /// target is paused is queued for the worker).
     pub async fn revoke_prefix(
         &self,
         prefix: &str,
         force: bool,
     ) -> Result<(usize, Vec<(String, String)>), LeaseError> {
+        use futures::StreamExt;
         let ids = self.ids_under(prefix).await?;
         let mode = if force { Mode::Force } else { Mode::Normal };
+        let width = self.settings.revocation_workers.max(1);
+        let mut results = futures::stream::iter(ids)
+            .map(|id| async move {
+                let result = self.revoke_entry(&id, mode).await;
+                if matches!(result, Err(LeaseError::Deferred(_))) {
+                    let _ = self.revoke_later(&id).await;
+                }
+                (id, result)
+            })
+            .buffer_unordered(width);
         let mut revoked = 0;
         let mut failed = Vec::new();
-        let width = self.settings.revocation_workers.max(1);
-        for chunk in ids.chunks(width) {
-            let results = futures::future::join_all(
-                chunk
-                    .iter()
-                    .map(|id| async move { (id.clone(), self.revoke_entry(id, mode).await) }),
-            )
-            .await;
-            for (id, result) in results {
-                match result {
-                    Ok(true) => revoked += 1,
-                    Ok(false) => {}
-                    Err(err) => failed.push((id, err.to_string())),
-                }
+        while let Some((id, result)) = results.next().await {
+            match result {
+                Ok(true) => revoked += 1,
+                Ok(false) => {}
+                Err(err) => failed.push((id, err.to_string())),
             }
         }
         Ok((revoked, failed))
+    }
+
+    /// Queues every lease under `prefix` for the worker, due now, and returns
+    /// how many there are. The marking runs in the background, so a caller with
+    /// ten thousand leases gets its answer at once; each marked lease is then as
+    /// durable as any expired one.
+    pub async fn revoke_prefix_later(self: &Arc<Self>, prefix: &str) -> Result<usize, LeaseError> {
+        use futures::StreamExt;
+        let ids = self.ids_under(prefix).await?;
+        let count = ids.len();
+        let leases = self.clone();
+        tokio::spawn(async move {
+            let width = leases.settings.revocation_workers.max(1);
+            let leases = &leases;
+            futures::stream::iter(ids)
+                .for_each_concurrent(width, |id| async move {
+                    if let Err(err) = leases.revoke_later(&id).await {
+                        tracing::warn!(lease_id = %id, error = %err, "queueing a lease for revocation failed");
+                    }
+                })
+                .await;
+        });
+        Ok(count)
     }
 
     /// Lease ids under a path prefix: whole segments only (`db/creds/ro` does not
@@ -513,17 +579,31 @@ impl Leases {
     }
 
     /// Revokes every lease of the tokens with these accessors (a token being
-    /// revoked and its descendants). Failures stay and are retried.
+    /// revoked and its descendants), `revocation_workers` at a time. Failures
+    /// stay and are retried.
     pub async fn revoke_for_tokens(&self, accessors: &[String]) -> Result<usize, LeaseError> {
-        let mut revoked = 0;
+        use futures::StreamExt;
+        let mut ids = Vec::new();
         for accessor in accessors {
-            for id in self.store.of_token(accessor).await? {
-                match self.revoke_entry(&id, Mode::Normal).await {
-                    Ok(true) => revoked += 1,
-                    Ok(false) => {}
-                    Err(err) => {
-                        tracing::warn!(lease_id = %id, error = %err, "revoking a lease of a revoked token; will retry")
-                    }
+            ids.extend(self.store.of_token(accessor).await?);
+        }
+        let width = self.settings.revocation_workers.max(1);
+        let mut results = futures::stream::iter(ids)
+            .map(|id| async move {
+                let result = self.revoke_entry(&id, Mode::Normal).await;
+                if matches!(result, Err(LeaseError::Deferred(_))) {
+                    let _ = self.revoke_later(&id).await;
+                }
+                (id, result)
+            })
+            .buffer_unordered(width);
+        let mut revoked = 0;
+        while let Some((id, result)) = results.next().await {
+            match result {
+                Ok(true) => revoked += 1,
+                Ok(false) => {}
+                Err(err) => {
+                    tracing::warn!(lease_id = %id, error = %err, "revoking a lease of a revoked token; will retry")
                 }
             }
         }
@@ -558,7 +638,7 @@ impl Leases {
                 Ok(Some(entry)) if entry.state == LeaseState::Pending
             );
             let result = if still_pending {
-                self.revoke_claimed(id, Mode::Normal, None, None).await
+                self.revoke_claimed(id, Mode::Normal, None).await
             } else {
                 Ok(false)
             };
@@ -608,36 +688,13 @@ impl Leases {
             .remove(id);
     }
 
-    /// The semaphore bounding concurrent revocations on `entry`'s connection.
-    fn connection_limit(&self, entry: &LeaseEntry) -> Arc<Semaphore> {
-        let key = format!("{}/{}", entry.mount_uuid, entry.connection);
-        self.per_connection
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .entry(key)
-            .or_insert_with(|| {
-                Arc::new(Semaphore::new(
-                    self.settings.revocations_per_connection.max(1),
-                ))
-            })
-            .clone()
-    }
-
-    /// Calls the plugin's `revoke` for `entry`, within its connection's limit.
-    async fn call_revoke(
-        &self,
-        entry: &LeaseEntry,
-        permit: Option<OwnedSemaphorePermit>,
-    ) -> Result<(), String> {
-        let target = self.targets.target(entry).await?;
-        let _permit = match permit {
-            Some(permit) => permit,
-            None => self
-                .connection_limit(entry)
-                .acquire_owned()
-                .await
-                .map_err(|e| e.to_string())?,
-        };
+    /// Calls the plugin's `revoke` for `entry`.
+    async fn call_revoke(&self, entry: &LeaseEntry) -> Result<(), RevokeCall> {
+        let target = self
+            .targets
+            .target(entry)
+            .await
+            .map_err(RevokeCall::Failed)?;
         let handle = entry.handle.clone().map(SecretString::from);
         target
             .plugin
@@ -650,26 +707,27 @@ impl Leases {
             )
             .await
             .map_err(|err| {
+                if matches!(err, PluginError::Busy { .. } | PluginError::CircuitOpen { .. }) {
+                    return RevokeCall::NotRun(err);
+                }
                 metrics::counter!("leasehold_lease_revoke_failures_total", "mount" => entry.mount_path.clone(), "kind" => err.kind()).increment(1);
-                err.to_string()
+                RevokeCall::Failed(err.to_string())
             })
     }
 
     async fn revoke_entry(&self, id: &str, mode: Mode) -> Result<bool, LeaseError> {
         let _claim = self.claim(id).await;
-        self.revoke_claimed(id, mode, None, None).await
+        self.revoke_claimed(id, mode, None).await
     }
 
     /// Revokes `id`, which the caller has claimed. With `due`, the worker's
     /// `(slot, pass time)`: only a lease whose due slot is at or before the pass
     /// (a renewal may have moved it), and a slot whose lease is gone is cleared.
-    /// `permit` is a per-connection permit the caller already holds.
     async fn revoke_claimed(
         &self,
         id: &str,
         mode: Mode,
         due: Option<(u64, u64)>,
-        permit: Option<OwnedSemaphorePermit>,
     ) -> Result<bool, LeaseError> {
         let started = Instant::now();
         self.forget_connection(id);
@@ -682,19 +740,22 @@ impl Leases {
         if due.is_some_and(|(_, now)| entry.due_at > now) {
             return Ok(false);
         }
-        match self.call_revoke(&entry, permit).await {
+        match self.call_revoke(&entry).await {
             Ok(()) => {}
+            Err(RevokeCall::NotRun(refused)) if mode == Mode::Normal => {
+                return Err(LeaseError::Deferred(refused));
+            }
             Err(error) if mode == Mode::Force => {
-                tracing::warn!(lease_id = %id, %error, "forced revocation: the plugin failed and the lease is removed anyway");
+                tracing::warn!(lease_id = %id, error = %error, "forced revocation: the plugin failed and the lease is removed anyway");
             }
             Err(error) => {
+                let error = error.to_string();
                 self.record_failure(&mut entry, &error).await?;
                 return Err(LeaseError::RevokeFailed(error));
             }
         }
         self.store.remove(&entry).await?;
-        self.counts
-            .shift(&entry.mount_path, Some(entry.state), None);
+        self.counts.shift(&entry.lease_id, Some(entry.state), None);
         metrics::counter!("leasehold_leases_revoked_total", "mount" => entry.mount_path.clone())
             .increment(1);
         metrics::histogram!("leasehold_lease_revoke_seconds", "mount" => entry.mount_path.clone())
@@ -727,7 +788,7 @@ impl Leases {
         }
         self.store.update(entry, Some(previous_due)).await?;
         self.counts
-            .shift(&entry.mount_path, Some(before), Some(entry.state));
+            .shift(&entry.lease_id, Some(before), Some(entry.state));
         Ok(())
     }
 

@@ -136,14 +136,20 @@ impl LeaseStore {
         ))
     }
 
-    /// Up to `limit` due slots, earliest first: `(due_at, lease_id)`.
-    pub async fn due(&self, limit: usize) -> Result<Vec<(u64, String)>, BarrierError> {
-        let keys = self.barrier.scan(DUE, None, limit).await?;
+    /// Up to `limit` due slots after the slot key `after` (or from the
+    /// earliest), in order: `(slot key, due_at, lease_id)`.
+    pub async fn due_after(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, u64, String)>, BarrierError> {
+        let keys = self.barrier.scan(DUE, after, limit).await?;
         Ok(keys
-            .iter()
+            .into_iter()
             .filter_map(|key| {
                 let (time, id) = key[DUE.len()..].split_once('/')?;
-                Some((time.parse().ok()?, id.to_owned()))
+                let (due_at, id) = (time.parse().ok()?, id.to_owned());
+                Some((key, due_at, id))
             })
             .collect())
     }

@@ -1,118 +1,252 @@
-//! The expiry worker: revokes what the due index says is due.
+//! The expiry worker: revokes what the due index says is due, connection by
+//! connection, so no target can hold up another's leases.
 //!
-//! It reads the front of the due index (a range read: cost grows with what is
-//! due, not with what is held), starts up to `revocation_workers` revocations at
-//! once, at most `revocations_per_connection` per connection, and sleeps until
-//! the next slot, a second at most, or until woken by a new lease or a finished
-//! revocation. One dead target holds only its own connection's permits.
+//! Two parts:
+//! - the **dispatcher** walks the due index in order (a range read: its cost
+//!   grows with what is due, not with what is held) and hands each due lease
+//!   to its connection's lane, skipping leases whose lane is full or paused.
+//!   It keeps its place between rounds, so leases behind thousands of overdue
+//!   ones on a dead target are still reached within a round or two;
+//! - each connection's **lane** holds a short queue and runs up to
+//!   `revocations_per_connection` revocations at once. A lane pulls its next
+//!   lease the moment one finishes, so throughput is bounded by the target and
+//!   the CPU, not by pauses between passes. A lane whose target is paused (its
+//!   breaker is open) drops its queue and takes nothing until the pause ends;
+//!   nothing is recorded against those leases, which stay due.
+//!
+//! Plugin instances, the connection's own `max_parallel` and the breaker are the
+//! plugin runtime's admission (`plugin::admission`); the lanes only decide order.
 
-use super::{Leases, Mode};
+use super::{LeaseError, Leases, Mode};
 use crate::clock::unix_now;
-use std::collections::HashSet;
-use std::sync::Arc;
-use std::time::Duration;
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-/// How many due slots one pass reads. Beyond this many leases due at once on
-/// saturated connections, others wait for those to be tried.
-const PASS: usize = 4096;
-/// Longest sleep between passes.
+/// Due slots read at once.
+const PAGE: usize = 1024;
+/// Pages one round reads before yielding to the rest of the server.
+const PAGES_PER_ROUND: usize = 8;
+/// Longest sleep between rounds.
 const IDLE: Duration = Duration::from_secs(1);
-/// Shortest pause between passes, so leases waiting on a busy connection do not
-/// spin the loop.
-const MIN_PAUSE: Duration = Duration::from_millis(100);
+/// Pause after a failed round (storage trouble).
+const AFTER_ERROR: Duration = Duration::from_secs(1);
+
+/// Every connection's lane, by `<mount uuid>/<connection>`.
+#[derive(Default)]
+pub(super) struct Lanes {
+    lanes: Mutex<HashMap<String, Arc<Lane>>>,
+}
+
+/// One connection's queue of due leases.
+struct Lane {
+    state: Mutex<LaneState>,
+}
+
+#[derive(Default)]
+struct LaneState {
+    /// Claimed leases waiting for a free runner: `(due slot, lease id)`.
+    queue: VecDeque<(u64, String)>,
+    /// Runners working on this lane.
+    running: usize,
+    /// While set and in the future, the lane takes nothing.
+    paused_until: Option<Instant>,
+}
+
+impl Lanes {
+    fn get(&self, key: &str) -> Arc<Lane> {
+        self.lanes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(key.to_owned())
+            .or_insert_with(|| {
+                Arc::new(Lane {
+                    state: Mutex::new(LaneState::default()),
+                })
+            })
+            .clone()
+    }
+}
+
+impl Lane {
+    fn lock(&self) -> std::sync::MutexGuard<'_, LaneState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// What the dispatcher does after a round.
+enum Next {
+    /// More of the due index to read: go on after yielding.
+    Continue,
+    /// Everything due was offered: sleep this long or until woken.
+    Sleep(Duration),
+}
 
 impl Leases {
     /// Runs forever; idles while sealed.
     pub async fn run_worker(self: Arc<Self>) {
+        let mut cursor: Option<String> = None;
         loop {
-            let pause = if self.sealed() {
-                IDLE
-            } else {
-                match self.clone().pass().await {
-                    Ok(pause) => pause,
-                    Err(err) => {
-                        tracing::error!(error = %err, "expiry worker pass failed");
-                        IDLE
-                    }
-                }
-            };
+            if self.sealed() {
+                cursor = None;
+                tokio::time::sleep(IDLE).await;
+                continue;
+            }
+            // Registered before the round, so a wake during it is not lost.
             let woken = self.wake.notified();
-            let _ = tokio::time::timeout(pause, woken).await;
-            tokio::time::sleep(MIN_PAUSE).await;
+            match self.clone().dispatch(&mut cursor).await {
+                Ok(Next::Continue) => tokio::task::yield_now().await,
+                Ok(Next::Sleep(pause)) => {
+                    let _ = tokio::time::timeout(pause, woken).await;
+                }
+                Err(err) => {
+                    tracing::error!(error = %err, "expiry worker round failed");
+                    cursor = None;
+                    tokio::time::sleep(AFTER_ERROR).await;
+                }
+            }
         }
     }
 
-    /// Starts revocations for what is due; returns how long to sleep.
-    ///
-    /// A lease starts only with both a permit of its connection and a worker
-    /// slot, the connection's taken first: a slow or dead target fills its own
-    /// permits, never the workers. Once a connection is full, the rest of its
-    /// due leases are skipped for this pass.
-    async fn pass(self: Arc<Self>) -> Result<Duration, super::LeaseError> {
+    /// Reads the due index from `cursor` and offers what is due to the lanes.
+    async fn dispatch(self: Arc<Self>, cursor: &mut Option<String>) -> Result<Next, LeaseError> {
         let now = unix_now();
-        let mut saturated: HashSet<String> = HashSet::new();
-        for (due_at, id) in self.store.due(PASS).await? {
-            if due_at > now {
-                return Ok(Duration::from_secs(due_at - now).min(IDLE));
+        for _ in 0..PAGES_PER_ROUND {
+            let page = self.store.due_after(cursor.as_deref(), PAGE).await?;
+            let complete = page.len() < PAGE;
+            for (key, due_at, id) in page {
+                if due_at > now {
+                    *cursor = None;
+                    return Ok(Next::Sleep(Duration::from_secs(due_at - now).min(IDLE)));
+                }
+                *cursor = Some(key);
+                self.offer(due_at, id, now).await?;
             }
-            // A lease already seen waiting on a full connection is skipped
-            // without reading it again.
-            if self
-                .connection_hint(&id)
-                .is_some_and(|key| saturated.contains(&key))
+            if complete {
+                *cursor = None;
+                return Ok(Next::Sleep(IDLE));
+            }
+        }
+        Ok(Next::Continue)
+    }
+
+    /// Hands one due lease to its connection's lane, if the lane has room.
+    async fn offer(self: &Arc<Self>, due_at: u64, id: String, now: u64) -> Result<(), LeaseError> {
+        let connection = match self.connection_hint(&id) {
+            Some(connection) => connection,
+            None => match self.store.get(&id).await? {
+                Some(entry) => {
+                    let connection = format!("{}/{}", entry.mount_uuid, entry.connection);
+                    self.remember_connection(&id, connection.clone());
+                    connection
+                }
+                None => {
+                    if self.try_hold(&id) {
+                        let cleared = self.store.remove_due(due_at, &id).await;
+                        self.release(&id);
+                        cleared?;
+                    }
+                    return Ok(());
+                }
+            },
+        };
+        let lane = self.lanes.get(&connection);
+        let capacity = 2 * self.settings.revocations_per_connection.max(1);
+        {
+            let mut state = lane.lock();
+            if state
+                .paused_until
+                .is_some_and(|until| Instant::now() < until)
             {
-                continue;
+                return Ok(());
             }
-            // Claimed here, not in the task, so the next pass cannot start it twice.
+            state.paused_until = None;
+            if state.queue.len() >= capacity {
+                return Ok(());
+            }
+            // Claimed here, so nothing else starts it; a lease someone else
+            // holds (being created, renewed or revoked) is left for later.
             if !self.try_hold(&id) {
-                continue;
+                return Ok(());
             }
-            let entry = match self.store.get(&id).await {
-                Ok(Some(entry)) => entry,
-                Ok(None) => {
-                    self.release(&id);
-                    self.store.remove_due(due_at, &id).await?;
-                    continue;
+            state.queue.push_back((due_at, id));
+        }
+        self.start_runners(&lane, now);
+        Ok(())
+    }
+
+    /// Starts runners on `lane` up to `revocations_per_connection`.
+    fn start_runners(self: &Arc<Self>, lane: &Arc<Lane>, now: u64) {
+        let width = self.settings.revocations_per_connection.max(1);
+        loop {
+            let next = {
+                let mut state = lane.lock();
+                if state.running >= width {
+                    None
+                } else {
+                    let next = state.queue.pop_front();
+                    if next.is_some() {
+                        state.running += 1;
+                    }
+                    next
+                }
+            };
+            let Some(first) = next else { break };
+            let (leases, lane) = (self.clone(), lane.clone());
+            tokio::spawn(async move { leases.run_lane(lane, first, now).await });
+        }
+    }
+
+    /// One runner: revokes leases from its lane until the queue is empty.
+    async fn run_lane(self: Arc<Self>, lane: Arc<Lane>, first: (u64, String), now: u64) {
+        let mut item = first;
+        loop {
+            let (due_at, id) = item;
+            let result = self
+                .revoke_claimed(&id, Mode::Normal, Some((due_at, now.max(unix_now()))))
+                .await;
+            self.release(&id);
+            match result {
+                Ok(true) => tracing::info!(lease_id = %id, "lease expired and was revoked"),
+                Ok(false) => {}
+                Err(LeaseError::Deferred(refused)) => {
+                    let pause = refused.retry_after().unwrap_or(Duration::from_secs(1));
+                    tracing::debug!(lease_id = %id, error = %refused, "revocation deferred; the lane pauses");
+                    self.pause_lane(&lane, pause);
                 }
                 Err(err) => {
-                    self.release(&id);
-                    return Err(err.into());
+                    tracing::warn!(lease_id = %id, error = %err, "revoking an expired lease failed")
                 }
-            };
-            let connection_key = format!("{}/{}", entry.mount_uuid, entry.connection);
-            if saturated.contains(&connection_key) {
-                self.release(&id);
-                self.remember_connection(&id, connection_key);
-                continue;
             }
-            let Ok(connection) = self.connection_limit(&entry).try_acquire_owned() else {
-                self.release(&id);
-                self.remember_connection(&id, connection_key.clone());
-                saturated.insert(connection_key);
-                continue;
-            };
-            let Ok(worker) = self.workers.clone().try_acquire_owned() else {
-                self.release(&id);
-                return Ok(MIN_PAUSE);
-            };
-            let leases = self.clone();
-            tokio::spawn(async move {
-                let _worker = worker;
-                let due = Some((due_at, now));
-                match leases
-                    .revoke_claimed(&id, Mode::Normal, due, Some(connection))
-                    .await
-                {
-                    Ok(true) => tracing::info!(lease_id = %id, "lease expired and was revoked"),
-                    Ok(false) => {}
-                    Err(err) => {
-                        tracing::warn!(lease_id = %id, error = %err, "revoking an expired lease failed")
-                    }
+            let next = {
+                let mut state = lane.lock();
+                let next = state.queue.pop_front();
+                if next.is_none() {
+                    state.running -= 1;
                 }
-                leases.release(&id);
-                leases.wake.notify_one();
-            });
+                next
+            };
+            match next {
+                Some(next) => item = next,
+                None => {
+                    // The lane has room again: there may be more of its leases due.
+                    self.wake.notify_one();
+                    return;
+                }
+            }
         }
-        Ok(IDLE)
+    }
+
+    /// Stops `lane` taking leases for `pause`, and lets go of its queue (those
+    /// leases stay due and are offered again afterwards).
+    fn pause_lane(&self, lane: &Lane, pause: Duration) {
+        let dropped: Vec<(u64, String)> = {
+            let mut state = lane.lock();
+            state.paused_until = Some(Instant::now() + pause);
+            state.queue.drain(..).collect()
+        };
+        for (_, id) in dropped {
+            self.release(&id);
+        }
     }
 }

@@ -8,6 +8,7 @@
 //! However the call ends, the result is a typed [`PluginError`], never a panic, and
 //! the engine and other calls are unaffected.
 
+use super::admission::{CallKind, ConnectionLimit, Outcome};
 use super::bindings::{self, LeaseInfo, PluginInfo, PluginPre};
 use super::runtime::{EPOCH_TICK, RuntimeInner};
 use super::sandbox::{CallLabels, Sandbox};
@@ -18,22 +19,32 @@ use std::time::Instant;
 use wasmtime::{PoolConcurrencyLimitError, Store, Trap, UpdateDeadline};
 use zeroize::Zeroizing;
 
-/// Where a call runs: the mount it is for and what that mount grants.
+/// Where a call runs: the mount it is for, what that mount grants, and the
+/// connection whose turn it takes.
 #[derive(Debug, Clone)]
 pub struct CallScope {
-    /// The mount path, for logs.
+    /// The mount path, for logs and the mount's share of the pool.
     pub mount: String,
     /// The capabilities the plugin gets for the call.
     pub grants: Grants,
+    /// The connection the call is for; its calls take turns and share a breaker.
+    pub connection: Option<ConnectionLimit>,
 }
 
 impl CallScope {
-    /// A scope for `mount` with `grants`.
+    /// A scope for `mount` with `grants`, on no particular connection.
     pub fn new(mount: impl Into<String>, grants: Grants) -> Self {
         Self {
             mount: mount.into(),
             grants,
+            connection: None,
         }
+    }
+
+    /// The same scope, on `connection`.
+    pub fn on_connection(mut self, connection: ConnectionLimit) -> Self {
+        self.connection = Some(connection);
+        self
     }
 }
 
@@ -53,6 +64,21 @@ impl std::fmt::Debug for Plugin {
             .field("sha256", &self.sha256)
             .finish()
     }
+}
+
+/// Most bytes a credential (handle, field names and values) may take. What a
+/// call returns is copied out of the instance and kept or sent on; a plugin
+/// must not make the broker hold megabytes per request.
+pub const MAX_CREDENTIAL_BYTES: usize = 64 * 1024;
+/// Most bytes of a config returned by `rotate-root`, and of `info`'s texts.
+pub const MAX_DOCUMENT_BYTES: usize = 1 << 20;
+
+/// Refuses a result of `bytes` over `limit`.
+fn within(bytes: usize, limit: usize) -> Result<(), PluginError> {
+    if bytes > limit {
+        return Err(PluginError::TooLarge { bytes, limit });
+    }
+    Ok(())
 }
 
 /// What the export of one call returns: a trap, or the plugin's own result.
@@ -127,6 +153,13 @@ impl Plugin {
                 },
             )
             .await?;
+        let size = issued.handle.len()
+            + issued
+                .credential
+                .iter()
+                .map(|f| f.name.len() + f.value.len())
+                .sum::<usize>();
+        within(size, MAX_CREDENTIAL_BYTES)?;
         let fields = issued
             .credential
             .into_iter()
@@ -216,7 +249,10 @@ impl Plugin {
             },
         )
         .await
-        .map(SecretString::from)
+        .and_then(|config: String| {
+            within(config.len(), MAX_DOCUMENT_BYTES)?;
+            Ok(SecretString::from(config))
+        })
     }
 
     /// Runs one export in a fresh sandbox, timing it for the metrics.
@@ -230,9 +266,31 @@ impl Plugin {
             plugin: Arc::from(self.info.name.as_str()),
             mount: Arc::from(scope.mount.as_str()),
         };
+        let kind = if operation == "revoke" {
+            CallKind::Revocation
+        } else {
+            CallKind::Foreground
+        };
+        let admitted = self
+            .runtime
+            .admission
+            .enter(kind, &scope.mount, scope.connection.as_ref())
+            .await;
+        let plugin = self.info.name.clone();
+        let admitted = match admitted {
+            Ok(admitted) => admitted,
+            Err(refused) => {
+                metrics::counter!("leasehold_plugin_errors_total", "plugin" => plugin, "operation" => operation, "kind" => refused.kind())
+                    .increment(1);
+                return Err(refused);
+            }
+        };
         let started = std::time::Instant::now();
         let result = run_in_sandbox(&self.runtime, &self.pre, &scope.grants, labels, export).await;
-        let plugin = self.info.name.clone();
+        admitted.finish(match &result {
+            Err(PluginError::Timeout(_)) => Outcome::TimedOut,
+            _ => Outcome::Answered,
+        });
         metrics::histogram!("leasehold_plugin_call_seconds", "plugin" => plugin.clone(), "operation" => operation)
             .record(started.elapsed().as_secs_f64());
         if let Err(err) = &result {
@@ -254,7 +312,11 @@ pub(crate) async fn call_info(
     pre: &PluginPre<Sandbox>,
     labels: CallLabels,
 ) -> Result<PluginInfo, PluginError> {
-    run_in_sandbox(
+    let admitted = runtime
+        .admission
+        .enter(CallKind::Foreground, "", None)
+        .await?;
+    let info = run_in_sandbox(
         runtime,
         pre,
         &Grants::none(),
@@ -267,7 +329,18 @@ pub(crate) async fn call_info(
             Ok(Ok(info))
         },
     )
-    .await
+    .await;
+    admitted.finish(Outcome::Answered);
+    let info = info?;
+    within(
+        info.name.len()
+            + info.version.len()
+            + info.description.len()
+            + info.config_schema.len()
+            + info.role_schema.len(),
+        MAX_DOCUMENT_BYTES,
+    )?;
+    Ok(info)
 }
 
 /// Runs one export in a fresh instance and turns every way it can end into a
@@ -336,7 +409,10 @@ fn classify_trap(
         };
     }
     if err.downcast_ref::<PoolConcurrencyLimitError>().is_some() {
-        return PluginError::Busy(format!("{err}"));
+        return PluginError::Busy {
+            what: "every plugin instance is taken",
+            retry_after: std::time::Duration::from_secs(1),
+        };
     }
     match err.downcast_ref::<Trap>() {
         Some(Trap::Interrupt) => PluginError::Timeout(timeout),

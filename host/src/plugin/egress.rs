@@ -23,10 +23,15 @@ type ResponseFuture = Box<
         > + Send,
 >;
 
+/// HTTP requests one call may send: each is a connection the broker opens.
+pub const MAX_REQUESTS_PER_CALL: u32 = 64;
+
 /// The HTTP hooks of one call.
 pub(crate) struct HttpEgress {
     pub(crate) grants: Arc<ResolvedGrants>,
     pub(crate) denials: DenialLog,
+    /// Requests sent so far in this call.
+    pub(crate) sent: u32,
 }
 
 impl HttpEgress {
@@ -58,7 +63,14 @@ impl WasiHttpHooks for HttpEgress {
         options: Option<RequestOptions>,
         _fut: Box<dyn Future<Output = Result<(), Error>> + Send>,
     ) -> ResponseFuture {
-        let decision = self.decide(request.uri());
+        self.sent += 1;
+        let decision = if self.sent > MAX_REQUESTS_PER_CALL {
+            Err(format!(
+                "HTTP request beyond {MAX_REQUESTS_PER_CALL} requests in one call"
+            ))
+        } else {
+            self.decide(request.uri())
+        };
         let denials = self.denials.clone();
         Box::new(async move {
             let (https, addr) = match decision {

@@ -69,9 +69,29 @@ pub enum PluginError {
     /// The plugin trapped (a panic, an `unreachable`, a bad memory access).
     #[error("the plugin crashed: {0}")]
     Crashed(String),
-    /// Every sandbox slot is busy; the caller may retry shortly.
-    #[error("no plugin instance is free: {0}")]
-    Busy(String),
+    /// The call waited too long for its turn; the caller may retry shortly.
+    #[error("too many calls at once: {what}; retry in {}s", retry_after.as_secs().max(1))]
+    Busy {
+        /// Which limit was full.
+        what: &'static str,
+        /// When a retry may succeed.
+        retry_after: Duration,
+    },
+    /// The connection's calls kept timing out; calls are refused until a probe
+    /// gets through.
+    #[error("the target keeps timing out; calls to it are paused, retry in {}s", retry_after.as_secs().max(1))]
+    CircuitOpen {
+        /// When the next probe is due.
+        retry_after: Duration,
+    },
+    /// The plugin gave back more than a call may return.
+    #[error("the plugin returned {bytes} bytes, more than the {limit} a call may return")]
+    TooLarge {
+        /// What it returned.
+        bytes: usize,
+        /// The limit.
+        limit: usize,
+    },
     /// The host could not set up the sandbox for the call.
     #[error("could not prepare the plugin sandbox: {0}")]
     Sandbox(String),
@@ -83,8 +103,21 @@ impl PluginError {
     pub fn is_retryable(&self) -> bool {
         matches!(
             self,
-            Self::Failed(Failure::Unavailable(_)) | Self::Timeout(_) | Self::Busy(_)
+            Self::Failed(Failure::Unavailable(_))
+                | Self::Timeout(_)
+                | Self::Busy { .. }
+                | Self::CircuitOpen { .. }
         )
+    }
+
+    /// When a retry may succeed, for refusals that know.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Self::Busy { retry_after, .. } | Self::CircuitOpen { retry_after } => {
+                Some(*retry_after)
+            }
+            _ => None,
+        }
     }
 
     /// A short, stable name for the kind of error, for metrics and logs.
@@ -99,21 +132,39 @@ impl PluginError {
             Self::MemoryLimit { .. } => "memory_limit",
             Self::CapabilityDenied(_) => "capability_denied",
             Self::Crashed(_) => "crashed",
-            Self::Busy(_) => "busy",
+            Self::Busy { .. } => "busy",
+            Self::CircuitOpen { .. } => "circuit_open",
+            Self::TooLarge { .. } => "too_large",
             Self::Sandbox(_) => "sandbox",
         }
     }
+}
+
+/// Longest error message kept from a plugin; it goes into responses and logs.
+const MAX_MESSAGE: usize = 2048;
+
+/// `message`, cut at [`MAX_MESSAGE`] bytes on a character boundary.
+fn bounded(mut message: String) -> String {
+    if message.len() > MAX_MESSAGE {
+        let mut end = MAX_MESSAGE;
+        while !message.is_char_boundary(end) {
+            end -= 1;
+        }
+        message.truncate(end);
+        message.push_str(" [cut]");
+    }
+    message
 }
 
 impl From<super::bindings::PluginFailure> for Failure {
     fn from(err: super::bindings::PluginFailure) -> Self {
         use super::bindings::PluginFailure as Wit;
         match err {
-            Wit::InvalidConfig(m) => Self::InvalidConfig(m),
-            Wit::InvalidRequest(m) => Self::InvalidRequest(m),
-            Wit::Unavailable(m) => Self::Unavailable(m),
-            Wit::Denied(m) => Self::Denied(m),
-            Wit::Internal(m) => Self::Internal(m),
+            Wit::InvalidConfig(m) => Self::InvalidConfig(bounded(m)),
+            Wit::InvalidRequest(m) => Self::InvalidRequest(bounded(m)),
+            Wit::Unavailable(m) => Self::Unavailable(bounded(m)),
+            Wit::Denied(m) => Self::Denied(bounded(m)),
+            Wit::Internal(m) => Self::Internal(bounded(m)),
         }
     }
 }

@@ -164,6 +164,11 @@ impl Grants {
         Ok(self)
     }
 
+    /// Whether any TCP connection is granted.
+    pub fn grants_tcp(&self) -> bool {
+        !self.tcp.is_empty()
+    }
+
     /// The granted directory, if any.
     pub fn granted_directory(&self) -> Option<&Path> {
         self.directory.as_deref()

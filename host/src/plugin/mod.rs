@@ -9,9 +9,11 @@
 //! panic, reach for a file or host it was not given), the call fails with a typed
 //! [`PluginError`] and the broker goes on.
 
+mod admission;
 mod bindings;
 mod cache;
 mod call;
+mod capture;
 mod credential;
 mod denials;
 mod egress;
@@ -21,7 +23,9 @@ mod name_lookup;
 mod output;
 mod runtime;
 mod sandbox;
+mod socket_limit;
 
+pub use admission::ConnectionLimit;
 pub use bindings::{LeaseInfo, PluginInfo};
 pub use call::{CallScope, Plugin};
 pub use credential::{Credential, CredentialField, Issued};

@@ -2,17 +2,20 @@
 //! and mount attached.
 //!
 //! A plugin cannot flood the host's log: a line is cut at [`MAX_LINE`] bytes, a call
-//! logs at most [`MAX_LINES`] lines, and stdout and stderr are captured in bounded
-//! buffers and forwarded when the call ends.
+//! logs at most [`MAX_LINES`] lines and [`MAX_BYTES`] bytes in all, and stdout and
+//! stderr are captured in bounded buffers and forwarded when the call ends. What
+//! goes past a limit is dropped, and one line says so.
 
 use super::bindings::Level;
+use super::capture::Capture;
 use std::sync::Arc;
-use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 
 /// Longest log line kept, in bytes.
 pub const MAX_LINE: usize = 4096;
 /// Most lines one call may log.
 pub const MAX_LINES: usize = 1000;
+/// Most bytes one call may log, all lines together.
+pub const MAX_BYTES: usize = 256 * 1024;
 /// Bytes of stdout, and of stderr, kept per call.
 const CAPTURE_BYTES: usize = 64 * 1024;
 
@@ -21,8 +24,11 @@ pub(crate) struct PluginOutput {
     plugin: Arc<str>,
     mount: Arc<str>,
     lines: usize,
-    pub(crate) stdout: MemoryOutputPipe,
-    pub(crate) stderr: MemoryOutputPipe,
+    bytes: usize,
+    /// Whether the "dropped" line has been written.
+    cut_off: bool,
+    pub(crate) stdout: Capture,
+    pub(crate) stderr: Capture,
 }
 
 fn cut(line: &str) -> &str {
@@ -42,18 +48,20 @@ impl PluginOutput {
             plugin,
             mount,
             lines: 0,
-            stdout: MemoryOutputPipe::new(CAPTURE_BYTES),
-            stderr: MemoryOutputPipe::new(CAPTURE_BYTES),
+            bytes: 0,
+            cut_off: false,
+            stdout: Capture::new(CAPTURE_BYTES),
+            stderr: Capture::new(CAPTURE_BYTES),
         }
     }
 
     /// One line from the `logging.log` import.
     pub(crate) fn log(&mut self, level: Level, message: &str) {
-        self.lines += 1;
-        if self.lines > MAX_LINES {
+        let message = cut(message);
+        if !self.admit(message) {
             return;
         }
-        let (plugin, mount, message) = (&*self.plugin, &*self.mount, cut(message));
+        let (plugin, mount) = (&*self.plugin, &*self.mount);
         match level {
             Level::Trace => tracing::trace!(plugin, mount, "{message}"),
             Level::Debug => tracing::debug!(plugin, mount, "{message}"),
@@ -63,16 +71,38 @@ impl PluginOutput {
         }
     }
 
+    /// Counts `line` against the call's limits; false once they are spent.
+    fn admit(&mut self, line: &str) -> bool {
+        self.lines += 1;
+        self.bytes += line.len();
+        if self.lines <= MAX_LINES && self.bytes <= MAX_BYTES {
+            return true;
+        }
+        if !self.cut_off {
+            self.cut_off = true;
+            let (plugin, mount) = (&*self.plugin, &*self.mount);
+            tracing::warn!(
+                plugin,
+                mount,
+                "the plugin's output for this call passed {MAX_LINES} lines or {MAX_BYTES} bytes; the rest is dropped"
+            );
+        }
+        false
+    }
+
     /// Forwards what the plugin wrote to stdout and stderr, once the call is over.
     pub(crate) fn flush_streams(&mut self) {
-        for (stream, pipe) in [("stdout", &self.stdout), ("stderr", &self.stderr)] {
-            let captured = pipe.contents();
+        let captured = [
+            ("stdout", self.stdout.contents()),
+            ("stderr", self.stderr.contents()),
+        ];
+        for (stream, captured) in captured {
             for line in String::from_utf8_lossy(&captured).lines() {
-                self.lines += 1;
-                if self.lines > MAX_LINES {
+                let line = cut(line);
+                if !self.admit(line) {
                     return;
                 }
-                let (plugin, mount, line) = (&*self.plugin, &*self.mount, cut(line));
+                let (plugin, mount) = (&*self.plugin, &*self.mount);
                 tracing::warn!(plugin, mount, stream, "{line}");
             }
         }

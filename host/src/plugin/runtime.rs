@@ -6,6 +6,7 @@
 //! once. Loading a component checks that it implements `leasehold:provider/plugin`
 //! before anything runs, and keeps an `InstancePre` so each call only instantiates.
 
+use super::admission::{Admission, AdmissionConfig};
 use super::bindings::{self, PluginPre};
 use super::cache::ArtifactCache;
 use super::sandbox::{CallLabels, Sandbox};
@@ -35,9 +36,15 @@ pub struct RuntimeConfig {
     /// Wall-clock time one call may take, including time spent waiting on the
     /// network.
     pub call_timeout: Duration,
-    /// How many plugin calls may run at once; further calls fail with
-    /// [`PluginError::Busy`].
+    /// How many plugin calls may run at once (the pool's size).
     pub max_instances: u32,
+    /// Of those, how many only revocations use.
+    pub reserved_for_revocation: u32,
+    /// How many calls one mount may run at once.
+    pub max_calls_per_mount: u32,
+    /// How long a call someone waits for may wait for its turn before it is
+    /// refused as [`PluginError::Busy`].
+    pub queue_timeout: Duration,
     /// Where precompiled plugins are kept across restarts; `None` compiles on every
     /// load.
     pub cache_dir: Option<PathBuf>,
@@ -49,6 +56,9 @@ impl Default for RuntimeConfig {
             memory_limit_bytes: 64 << 20,
             call_timeout: Duration::from_secs(10),
             max_instances: 128,
+            reserved_for_revocation: 32,
+            max_calls_per_mount: 64,
+            queue_timeout: Duration::from_secs(10),
             cache_dir: None,
         }
     }
@@ -59,6 +69,7 @@ pub(crate) struct RuntimeInner {
     pub(crate) engine: Engine,
     pub(crate) linker: Linker<Sandbox>,
     pub(crate) config: RuntimeConfig,
+    pub(crate) admission: Admission,
     cache: Option<ArtifactCache>,
     ticker: EpochTicker,
 }
@@ -95,6 +106,7 @@ impl Runtime {
         bindings::Plugin::add_to_linker::<_, HasSelf<Sandbox>>(&mut linker, |sandbox| sandbox)
             .map_err(runtime_error)?;
         super::name_lookup::add_to_linker(&mut linker).map_err(runtime_error)?;
+        super::socket_limit::add_to_linker(&mut linker).map_err(runtime_error)?;
 
         let cache = match &config.cache_dir {
             Some(dir) => Some(ArtifactCache::open(dir).map_err(|err| {
@@ -103,10 +115,17 @@ impl Runtime {
             None => None,
         };
         let ticker = EpochTicker::start(engine.clone());
+        let admission = Admission::new(AdmissionConfig {
+            max_instances: instances,
+            reserved_for_revocation: config.reserved_for_revocation,
+            max_calls_per_mount: config.max_calls_per_mount,
+            queue_timeout: config.queue_timeout,
+        });
         Ok(Self {
             inner: Arc::new(RuntimeInner {
                 engine,
                 linker,
+                admission,
                 config,
                 cache,
                 ticker,

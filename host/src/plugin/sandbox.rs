@@ -19,6 +19,11 @@ use wasmtime_wasi::sockets::SocketAddrUse;
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
+/// Handles (streams, sockets, pollables, HTTP requests...) one instance may
+/// hold at once; a Rust plugin uses a few dozen. wasmtime's own default is a
+/// million, each a host allocation.
+const MAX_HANDLES: usize = 4096;
+
 /// The store data of one call.
 pub(crate) struct Sandbox {
     wasi: WasiCtx,
@@ -29,6 +34,8 @@ pub(crate) struct Sandbox {
     pub(crate) output: PluginOutput,
     pub(crate) grants: Arc<ResolvedGrants>,
     pub(crate) denials: DenialLog,
+    /// Sockets created so far in this call (see `socket_limit`).
+    pub(crate) sockets_created: u32,
 }
 
 /// Who a call runs for, for logs and denials.
@@ -58,9 +65,11 @@ impl Sandbox {
                     PluginError::Sandbox(format!("opening the granted directory: {err}"))
                 })?;
         }
-        // TCP is switched on so that every attempt reaches the address check below,
-        // which denies (and records) anything not granted. UDP has no grant form.
-        wasi.allow_tcp(true).allow_udp(false);
+        // With a TCP grant, TCP is on so that every attempt reaches the address
+        // check below, which denies (and records) anything not granted. Without
+        // one, creating a socket is refused outright: no descriptor is made. UDP
+        // has no grant form.
+        wasi.allow_tcp(grants.grants_tcp()).allow_udp(false);
         // Lookups are answered by `name_lookup` from the resolved grants, never by DNS.
         wasi.allow_ip_name_lookup(false);
         let (check_grants, check_denials) = (resolved.clone(), denials.clone());
@@ -87,12 +96,18 @@ impl Sandbox {
             egress: HttpEgress {
                 grants: resolved.clone(),
                 denials: denials.clone(),
+                sent: 0,
             },
-            table: ResourceTable::new(),
+            table: {
+                let mut table = ResourceTable::new();
+                table.set_max_capacity(MAX_HANDLES);
+                table
+            },
             memory: MemoryLimiter::new(memory_limit),
             output,
             grants: resolved,
             denials,
+            sockets_created: 0,
         })
     }
 }

@@ -28,6 +28,10 @@ pub struct Connection {
     pub directory: Option<String>,
     /// Whether `validate` ran when it was written.
     pub verify_connection: bool,
+    /// Plugin calls that may run on it at once (0: the default,
+    /// [`DEFAULT_MAX_PARALLEL`]), like Vault's `max_open_connections`.
+    #[serde(default)]
+    pub max_parallel: u32,
     /// The plugin's own fields.
     pub config: Map<String, Value>,
 }
@@ -42,7 +46,21 @@ impl std::fmt::Debug for Connection {
     }
 }
 
+/// Calls at once on a connection unless the operator says otherwise: Vault's
+/// default `max_open_connections`.
+pub const DEFAULT_MAX_PARALLEL: u32 = 4;
+
 impl Connection {
+    /// Calls that may run on it at once: the operator's setting (or the
+    /// default), never more than the plugin says its target takes.
+    pub fn parallel_calls(&self, plugin_hint: Option<u32>) -> u32 {
+        let configured = match self.max_parallel {
+            0 => DEFAULT_MAX_PARALLEL,
+            n => n,
+        };
+        plugin_hint.map_or(configured, |hint| configured.min(hint))
+    }
+
     /// The capabilities its plugin calls get.
     pub fn grants(&self) -> Result<Grants, GrantError> {
         let mut grants = Grants::none();

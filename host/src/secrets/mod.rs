@@ -15,9 +15,10 @@ use crate::barrier::{Barrier, BarrierError};
 use crate::catalog::{Catalog, CatalogEntry, CatalogError};
 use crate::config::LeaseSettings;
 use crate::leases::{
-    IssueRequest, IssuedLease, LeaseEntry, LeaseError, Leases, Target, Targets, TtlSettings,
+    IssueRequest, IssuedLease, LeaseEntry, LeaseError, LeaseLimit, Leases, Target, Targets,
+    TtlSettings,
 };
-use crate::plugin::{CallScope, PluginError};
+use crate::plugin::{CallScope, ConnectionLimit, PluginError};
 use schema::ObjectSchema;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Map, Value};
@@ -65,6 +66,7 @@ impl Resolver {
     async fn target(
         &self,
         mount: &MountEntry,
+        name: &str,
         connection: &Connection,
     ) -> Result<Target, SecretsError> {
         let entry = self
@@ -81,9 +83,14 @@ impl Resolver {
         let grants = connection
             .grants()
             .map_err(|err| invalid(format!("connection grants: {err}")))?;
+        let hint = ObjectSchema::parse(&entry.config_schema).max_parallel_hint();
+        let limit = ConnectionLimit {
+            key: format!("{}/{name}", mount.uuid),
+            max_parallel: connection.parallel_calls(hint),
+        };
         Ok(Target {
             plugin,
-            scope: CallScope::new(mount.path.trim_matches('/'), grants),
+            scope: CallScope::new(mount.path.trim_matches('/'), grants).on_connection(limit),
             config: SecretString::from(connection.config_json()),
         })
     }
@@ -104,7 +111,7 @@ impl Targets for Resolver {
             .await
             .map_err(|e| e.to_string())?
             .ok_or_else(|| format!("connection `{}` no longer exists", lease.connection))?;
-        Resolver::target(self, &mount, &connection)
+        Resolver::target(self, &mount, &lease.connection, &connection)
             .await
             .map_err(|e| e.to_string())
     }
@@ -136,6 +143,8 @@ pub struct ConnectionWrite {
     pub directory: Option<String>,
     /// `verify_connection` (default true).
     pub verify_connection: Option<bool>,
+    /// `max_parallel` (or Vault's `max_open_connections`).
+    pub max_parallel: Option<u32>,
     /// The plugin's fields given in this request.
     pub config: Map<String, Value>,
 }
@@ -398,9 +407,13 @@ impl Secrets {
                 .directory
                 .or_else(|| existing.as_ref().and_then(|c| c.directory.clone())),
             verify_connection: write.verify_connection.unwrap_or(true),
+            max_parallel: write
+                .max_parallel
+                .or_else(|| existing.as_ref().map(|c| c.max_parallel))
+                .unwrap_or(0),
             config,
         };
-        let target = self.resolver.target(mount, &connection).await?;
+        let target = self.resolver.target(mount, name, &connection).await?;
         if connection.verify_connection {
             target
                 .plugin
@@ -457,7 +470,7 @@ impl Secrets {
                 entry.name
             )));
         }
-        let target = self.resolver.target(mount, &connection).await?;
+        let target = self.resolver.target(mount, name, &connection).await?;
         let rotated = target
             .plugin
             .rotate_root(&target.scope, &target.config)
@@ -532,7 +545,10 @@ impl Secrets {
         if role.max_ttl != 0 && role.default_ttl > role.max_ttl {
             return Err(invalid("default_ttl is greater than max_ttl"));
         }
-        let target = self.resolver.target(mount, &connection).await?;
+        let target = self
+            .resolver
+            .target(mount, &role.db_name, &connection)
+            .await?;
         target
             .plugin
             .validate(&target.scope, &target.config, Some(&role.fields_json()))
@@ -549,12 +565,14 @@ impl Secrets {
             .ok_or(SecretsError::NotFound)
     }
 
-    /// Issues a credential for `role_name`.
+    /// Issues a credential for `role_name`, within `lease_limit` (a
+    /// lease-count quota over the role's leases) if one applies.
     pub async fn issue(
         &self,
         mount: &MountEntry,
         role_name: &str,
         requester: Requester,
+        lease_limit: Option<LeaseLimit>,
     ) -> Result<IssuedLease, SecretsError> {
         let shared = self.gate(&mount.uuid).read_owned().await;
         if self.mounts.by_uuid(&mount.uuid).await?.is_none() {
@@ -580,7 +598,10 @@ impl Secrets {
                 role.db_name
             )));
         }
-        let target = self.resolver.target(mount, &connection).await?;
+        let target = self
+            .resolver
+            .target(mount, &role.db_name, &connection)
+            .await?;
         let request = IssueRequest {
             mount_path: mount.path.clone(),
             mount_uuid: mount.uuid.clone(),
@@ -597,6 +618,7 @@ impl Secrets {
             token_accessor: requester.accessor,
             requester: requester.display_name,
             token_expire_at: requester.expire_at,
+            lease_limit,
         };
         // In its own task: a client that hangs up must not cancel a create
         // half-way and strand its pending lease until the next unseal.
@@ -623,12 +645,7 @@ const VAULT_ROLE_FIELDS: &[&str] = &[
 ];
 
 fn check_name(what: &str, name: &str) -> Result<(), SecretsError> {
-    let plain = !name.is_empty()
-        && name.len() <= 128
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
-    if plain {
+    if crate::ids::is_plain_name(name) {
         Ok(())
     } else {
         Err(invalid(format!(

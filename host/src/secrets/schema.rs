@@ -20,6 +20,16 @@ impl ObjectSchema {
         Self { schema }
     }
 
+    /// How many calls at once the plugin says its target takes on one
+    /// connection (the SDK's `MAX_PARALLEL`), if it says.
+    pub fn max_parallel_hint(&self) -> Option<u32> {
+        self.schema
+            .get("x-leasehold-max-parallel")
+            .and_then(Value::as_u64)
+            .filter(|n| *n > 0)
+            .map(|n| u32::try_from(n).unwrap_or(u32::MAX))
+    }
+
     /// The top-level property names, when the schema lists them.
     pub fn properties(&self) -> Vec<String> {
         self.schema

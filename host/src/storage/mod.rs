@@ -6,16 +6,20 @@
 //! the [`crate::barrier`]. Every write is durable when its future completes, so the
 //! API can acknowledge it.
 //!
-//! The default backend is [`SledStorage`], embedded, nothing to install.
+//! The default backend is [`RedbStorage`], embedded, nothing to install: one
+//! writer thread group-commits every write, and reads never block an async
+//! worker thread.
 
-mod sled_backend;
+mod data_dir;
+mod redb_backend;
+mod sled_import;
 
-pub use sled_backend::SledStorage;
+pub use redb_backend::{FILE_NAME, RedbStorage};
 
 use async_trait::async_trait;
 
 /// A storage backend failed. The message names the backend and the operation.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[error("storage: {0}")]
 pub struct StorageError(pub String);
 

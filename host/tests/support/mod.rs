@@ -117,6 +117,18 @@ impl Server {
         assert!(response.status().is_success());
     }
 
+    /// The process id, to look at its open files.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// How many file descriptors the process has open.
+    pub fn open_files(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/fd", self.child.id()))
+            .map(|dir| dir.count())
+            .unwrap_or(0)
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}/v1/{path}", self.base)
     }
@@ -166,6 +178,15 @@ pub struct Api {
 }
 
 impl Api {
+    /// A client for the server at `base` with `token`.
+    pub fn new(base: &str, token: &str) -> Self {
+        Self {
+            client: reqwest::blocking::Client::new(),
+            base: base.to_owned(),
+            token: token.to_owned(),
+        }
+    }
+
     /// `method path` with an optional JSON body.
     pub fn call(
         &self,

@@ -98,6 +98,9 @@ impl Provider for Htpasswd {
     const NAME: &'static str = "htpasswd";
     const DESCRIPTION: &'static str = "Users in an Apache/nginx htpasswd file (bcrypt)";
     const MAX_USERNAME_LENGTH: u32 = MAX_USERNAME;
+    /// The file is rewritten whole under a lock file: a second writer would only
+    /// wait on the lock, so the host runs one call at a time instead.
+    const MAX_PARALLEL: u32 = 1;
 
     type Config = Config;
     type Role = Role;

@@ -154,7 +154,35 @@ fn expiration(lease: &Lease) -> String {
         .to_string()
 }
 
-/// Renders and runs `statements` in one transaction.
+/// How long a transaction that collides with concurrent ones is retried; well
+/// inside the host's default 10-second call deadline.
+const CONFLICT_BUDGET: Duration = Duration::from_secs(5);
+
+/// Runs `attempt` until it succeeds, fails otherwise than by a collision with
+/// concurrent statements (see [`wire::is_conflict`]), or [`CONFLICT_BUDGET`] is
+/// spent, waiting a little longer (with jitter) after each collision. Vault's
+/// plugin serialises a connection's statements instead; retrying keeps calls
+/// on different roles parallel and still never fails one because of another.
+fn retrying_conflicts<T>(mut attempt: impl FnMut() -> Result<T>) -> Result<T> {
+    let started = std::time::Instant::now();
+    let mut wait = Duration::from_millis(5);
+    loop {
+        match attempt() {
+            Err(err) if wire::is_conflict(&err) && started.elapsed() < CONFLICT_BUDGET => {
+                let jitter = std::time::SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map(|d| d.subsec_nanos() as u64 % (wait.as_millis() as u64 + 1))
+                    .unwrap_or(0);
+                std::thread::sleep(wait + Duration::from_millis(jitter));
+                wait = (wait * 2).min(Duration::from_millis(200));
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Renders and runs `statements` in one transaction, again if it collides with
+/// concurrent ones.
 fn in_transaction(
     connection: &mut Connection,
     statements: &[String],
@@ -164,8 +192,13 @@ fn in_transaction(
         .iter()
         .map(|s| template::render(s, values))
         .collect::<Result<Vec<_>>>()?;
+    retrying_conflicts(|| run_transaction(connection, &rendered))
+}
+
+/// `BEGIN`, the statements, `COMMIT`; `ROLLBACK` if one fails.
+fn run_transaction(connection: &mut Connection, statements: &[String]) -> Result<()> {
     connection.query("BEGIN")?;
-    for statement in &rendered {
+    for statement in statements {
         if let Err(err) = connection.query(statement) {
             let _ = connection.query("ROLLBACK");
             return Err(err);
@@ -224,28 +257,38 @@ impl Provider for Postgres {
                 }
             }
         };
-        connection.query("BEGIN")?;
-        for statement in &rendered {
-            if let Err(err) = connection.query(statement) {
-                let _ = connection.query("ROLLBACK");
-                rollback(&mut connection);
-                return Err(err);
+        // A commit whose answer was lost is not retried: the role may exist.
+        let mut commit_lost = None;
+        retrying_conflicts(|| {
+            connection.query("BEGIN")?;
+            for statement in &rendered {
+                if let Err(err) = connection.query(statement) {
+                    let _ = connection.query("ROLLBACK");
+                    rollback(&mut connection);
+                    return Err(err);
+                }
             }
-        }
-        match connection.query("COMMIT") {
-            Ok(_) => {}
-            // The server refused the commit: nothing was committed.
-            Err(err @ (Error::InvalidRequest(_) | Error::Denied(_))) => {
-                rollback(&mut connection);
-                return Err(err);
+            match connection.query("COMMIT") {
+                Ok(_) => Ok(()),
+                // The server refused the commit: nothing was committed.
+                Err(err)
+                    if wire::is_conflict(&err)
+                        || matches!(err, Error::InvalidRequest(_) | Error::Denied(_)) =>
+                {
+                    rollback(&mut connection);
+                    Err(err)
+                }
+                Err(err) => {
+                    commit_lost = Some(err);
+                    Ok(())
+                }
             }
-            // The commit's answer was lost: the role may exist.
-            Err(err) => {
-                return Err(Error::internal(format!(
-                    "{}; the commit's answer was lost, so the role may exist and is revoked by the broker",
-                    err.message()
-                )));
-            }
+        })?;
+        if let Some(err) = commit_lost {
+            return Err(Error::internal(format!(
+                "{}; the commit's answer was lost, so the role may exist and is revoked by the broker",
+                err.message()
+            )));
         }
         leasehold_sdk::log::info(format!("created role {name}"));
         Ok(Issued::new(&name)
@@ -293,19 +336,13 @@ impl Provider for Postgres {
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
              WHERE usename = {literal} AND pid <> pg_backend_pid()"
         ))?;
-        connection.query("BEGIN")?;
         let owner = escape_identifier(&config.username);
-        for statement in [
+        let drop = [
             format!("REASSIGN OWNED BY {ident} TO {owner}"),
             format!("DROP OWNED BY {ident}"),
             format!("DROP ROLE IF EXISTS {ident}"),
-        ] {
-            if let Err(err) = connection.query(&statement) {
-                let _ = connection.query("ROLLBACK");
-                return Err(err);
-            }
-        }
-        connection.query("COMMIT")?;
+        ];
+        retrying_conflicts(|| run_transaction(&mut connection, &drop))?;
         leasehold_sdk::log::info(format!("dropped role {name}"));
         Ok(())
     }

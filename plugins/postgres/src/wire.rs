@@ -230,6 +230,9 @@ impl Connection {
             message = message.replace(secret.as_str(), "[redacted]");
         }
         let text = format!("PostgreSQL error {code}: {message}");
+        if is_conflict_code(&code, &message) {
+            return Error::unavailable(format!("{CONFLICT_MARK}{text}"));
+        }
         match code.get(..2).unwrap_or_default() {
             // Connection problems, too many connections, shutting down,
             // serialization failures: worth retrying.
@@ -241,6 +244,24 @@ impl Connection {
             _ => Error::invalid_request(text),
         }
     }
+}
+
+/// Marks the errors of statements that collided with concurrent ones.
+const CONFLICT_MARK: &str = "conflict with a concurrent statement: ";
+
+/// Whether an error is a collision with concurrent statements, which the same
+/// statements retried a moment later get past: a serialization failure
+/// (`40001`), a deadlock (`40P01`), a lock not available (`55P03`), or the
+/// catalog's `tuple concurrently updated` (`XX000`), which concurrent `GRANT`s
+/// on one object raise.
+fn is_conflict_code(code: &str, message: &str) -> bool {
+    matches!(code, "40001" | "40P01" | "55P03")
+        || (code == "XX000" && message.contains("concurrently updated"))
+}
+
+/// Whether `err` is such a collision (see [`is_conflict_code`]).
+pub fn is_conflict(err: &Error) -> bool {
+    err.message().starts_with(CONFLICT_MARK)
 }
 
 impl Drop for Connection {

@@ -4,11 +4,13 @@
 mod nginx;
 mod postgres;
 mod redis;
+mod tarpit;
 mod webhook;
 
 pub use nginx::Nginx;
 pub use postgres::PostgresServer;
 pub use redis::{RedisClient, RedisServer};
+pub use tarpit::Tarpit;
 pub use webhook::{InHouse, Users};
 
 use std::net::{TcpListener, TcpStream};

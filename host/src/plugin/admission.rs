@@ -1,0 +1,450 @@
+//! Who may start a plugin call now: fair shares of the instance pool, so one
+//! slow target, one busy mount or a flood of expiries cannot take the broker.
+//!
+//! Every call passes, in this order:
+//! 1. its **connection's breaker**: a connection whose calls keep timing out is
+//!    refused at once ([`PluginError::CircuitOpen`], answered 503 with
+//!    `Retry-After`) until a single probe call gets through again;
+//! 2. its **connection's turn**: at most `max_parallel` calls run on one
+//!    connection (Vault's `max_open_connections`); the target decides how much
+//!    concurrency it takes, and calls beyond that wait their turn instead of
+//!    failing each other;
+//! 3. its **mount's share**: at most `max_calls_per_mount` calls of one mount run
+//!    at once, so a mount with many connections cannot fill the pool either;
+//! 4. a **pool slot**: revocations have slots of their own
+//!    (`reserved_for_revocation`), so issuing at full load never stops expired
+//!    credentials from being removed, and the two shares together never exceed
+//!    the wasmtime pool.
+//!
+//! Waiting (steps 2 to 4) is bounded by `queue_timeout` for calls a client waits
+//! on; past it the call is refused as [`PluginError::Busy`] (429 with
+//! `Retry-After`). Revocations wait as long as it takes: they have nobody to
+//! answer and are only ever delayed.
+
+use super::PluginError;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// Consecutive timeouts that open a connection's breaker.
+const BREAKER_THRESHOLD: u32 = 3;
+/// How long a breaker stays open the first time; it doubles while probes fail.
+const BREAKER_COOLDOWN: Duration = Duration::from_secs(5);
+/// The longest a breaker stays open before the next probe.
+const BREAKER_MAX_COOLDOWN: Duration = Duration::from_secs(60);
+
+/// Which share of the pool a call draws on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallKind {
+    /// A call someone waits for: create, renew, validate, rotate-root, info.
+    Foreground,
+    /// Removing a credential.
+    Revocation,
+}
+
+/// The connection a call is for, and how many calls it takes at once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectionLimit {
+    /// Unique per connection: the mount's id and the connection's name.
+    pub key: String,
+    /// Calls that may run on it at once (at least 1).
+    pub max_parallel: u32,
+}
+
+/// How a finished call went, as far as the breaker cares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// The target answered (successfully or not).
+    Answered,
+    /// The call ran out of time: the target may be hanging.
+    TimedOut,
+}
+
+/// Sizes of the shares.
+#[derive(Debug, Clone)]
+pub struct AdmissionConfig {
+    /// The wasmtime pool's size: calls that may run at once in all.
+    pub max_instances: u32,
+    /// Of those, slots only revocations use.
+    pub reserved_for_revocation: u32,
+    /// Calls one mount may run at once.
+    pub max_calls_per_mount: u32,
+    /// How long a foreground call waits for its turn.
+    pub queue_timeout: Duration,
+}
+
+/// A connection's turn-taking and breaker.
+struct Gate {
+    turns: Arc<Semaphore>,
+    size: u32,
+    breaker: Mutex<Breaker>,
+}
+
+#[derive(Default)]
+struct Breaker {
+    consecutive_timeouts: u32,
+    /// While set and in the future, calls are refused.
+    open_until: Option<Instant>,
+    cooldown: Duration,
+    /// A probe is out; other calls wait for its verdict.
+    probing: bool,
+}
+
+impl Breaker {
+    /// Whether a call may go now; `Ok(true)` if it is the probe.
+    fn admit(&mut self, now: Instant) -> Result<bool, Duration> {
+        match self.open_until {
+            None => Ok(false),
+            Some(until) if now < until => Err(until - now),
+            Some(_) if self.probing => Err(Duration::from_secs(1)),
+            Some(_) => {
+                self.probing = true;
+                Ok(true)
+            }
+        }
+    }
+
+    fn record(&mut self, outcome: Outcome, probe: bool, now: Instant) {
+        match outcome {
+            Outcome::Answered => *self = Breaker::default(),
+            Outcome::TimedOut => {
+                self.consecutive_timeouts += 1;
+                if probe {
+                    self.probing = false;
+                }
+                let opened = self.open_until.is_some();
+                if probe || (!opened && self.consecutive_timeouts >= BREAKER_THRESHOLD) {
+                    self.cooldown = if self.cooldown.is_zero() {
+                        BREAKER_COOLDOWN
+                    } else {
+                        (self.cooldown * 2).min(BREAKER_MAX_COOLDOWN)
+                    };
+                    self.open_until = Some(now + self.cooldown);
+                }
+            }
+        }
+    }
+}
+
+/// Every share, for one runtime.
+pub struct Admission {
+    config: AdmissionConfig,
+    foreground: Arc<Semaphore>,
+    revocation: Arc<Semaphore>,
+    mounts: Mutex<HashMap<String, Arc<Semaphore>>>,
+    gates: Mutex<HashMap<String, Arc<Gate>>>,
+}
+
+/// What a running call holds; dropped when it ends.
+pub struct Admitted {
+    gate: Option<Arc<Gate>>,
+    /// This call is the breaker's probe and has not reported yet.
+    probe: bool,
+    _turn: Option<OwnedSemaphorePermit>,
+    _mount: Option<OwnedSemaphorePermit>,
+    _slot: OwnedSemaphorePermit,
+}
+
+impl Admitted {
+    /// Tells the connection's breaker how the call went.
+    pub fn finish(mut self, outcome: Outcome) {
+        if let Some(gate) = &self.gate {
+            gate.breaker
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .record(outcome, self.probe, Instant::now());
+            if outcome == Outcome::TimedOut {
+                metrics::counter!("leasehold_connection_timeouts_total").increment(1);
+            }
+        }
+        self.probe = false;
+    }
+}
+
+impl Drop for Admitted {
+    /// A probe that never reported (its caller went away) must not leave the
+    /// breaker waiting for a verdict forever.
+    fn drop(&mut self) {
+        if let (true, Some(gate)) = (self.probe, &self.gate) {
+            gate.breaker
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .probing = false;
+        }
+    }
+}
+
+impl Admission {
+    /// Shares for `config`. The revocation reserve is at most half the pool.
+    pub fn new(config: AdmissionConfig) -> Self {
+        let pool = config.max_instances.max(2);
+        let reserved = config.reserved_for_revocation.clamp(1, pool / 2);
+        Self {
+            foreground: Arc::new(Semaphore::new((pool - reserved) as usize)),
+            revocation: Arc::new(Semaphore::new(reserved as usize)),
+            mounts: Mutex::new(HashMap::new()),
+            gates: Mutex::new(HashMap::new()),
+            config,
+        }
+    }
+
+    fn gate(&self, limit: &ConnectionLimit) -> Arc<Gate> {
+        let size = limit.max_parallel.max(1);
+        let mut gates = self.gates.lock().unwrap_or_else(|e| e.into_inner());
+        let gate = gates.entry(limit.key.clone()).or_insert_with(|| {
+            Arc::new(Gate {
+                turns: Arc::new(Semaphore::new(size as usize)),
+                size,
+                breaker: Mutex::new(Breaker::default()),
+            })
+        });
+        if gate.size != size {
+            // The operator changed `max_parallel`: calls already admitted finish
+            // on the old gate, new ones take turns on the new size. The breaker's
+            // verdict about the target carries over.
+            let breaker =
+                std::mem::take(&mut *gate.breaker.lock().unwrap_or_else(|e| e.into_inner()));
+            *gate = Arc::new(Gate {
+                turns: Arc::new(Semaphore::new(size as usize)),
+                size,
+                breaker: Mutex::new(breaker),
+            });
+        }
+        gate.clone()
+    }
+
+    fn mount(&self, mount: &str) -> Arc<Semaphore> {
+        self.mounts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(mount.to_owned())
+            .or_insert_with(|| {
+                Arc::new(Semaphore::new(
+                    self.config.max_calls_per_mount.max(1) as usize
+                ))
+            })
+            .clone()
+    }
+
+    /// Waits for a call's turn, within the limits above.
+    pub async fn enter(
+        &self,
+        kind: CallKind,
+        mount: &str,
+        connection: Option<&ConnectionLimit>,
+    ) -> Result<Admitted, PluginError> {
+        let gate = connection.map(|limit| self.gate(limit));
+        let check_breaker = |gate: &Gate| {
+            gate.breaker
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .admit(Instant::now())
+                .map_err(|retry_after| PluginError::CircuitOpen { retry_after })
+        };
+        if let Some(gate) = &gate {
+            // Refused before waiting: a dead target's callers fail fast.
+            gate.breaker
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .open_until
+                .filter(|until| Instant::now() < *until)
+                .map_or(Ok(()), |until| {
+                    Err(PluginError::CircuitOpen {
+                        retry_after: until - Instant::now(),
+                    })
+                })?;
+        }
+        let wait = async {
+            let turn = match &gate {
+                Some(gate) => Some(acquire(&gate.turns).await),
+                None => None,
+            };
+            let mount = match kind {
+                CallKind::Foreground if !mount.is_empty() => {
+                    Some(acquire(&self.mount(mount)).await)
+                }
+                _ => None,
+            };
+            let slot = match kind {
+                CallKind::Foreground => acquire(&self.foreground).await,
+                CallKind::Revocation => acquire(&self.revocation).await,
+            };
+            (turn, mount, slot)
+        };
+        let (turn, mount_permit, slot) = match kind {
+            CallKind::Revocation => wait.await,
+            CallKind::Foreground => tokio::time::timeout(self.config.queue_timeout, wait)
+                .await
+                .map_err(|_| {
+                    metrics::counter!("leasehold_plugin_calls_refused_total", "reason" => "busy")
+                        .increment(1);
+                    PluginError::Busy {
+                        what: match connection {
+                            Some(_) => "the connection's calls (max_parallel) and the mount's share are taken",
+                            None => "every plugin instance is taken",
+                        },
+                        retry_after: Duration::from_secs(1),
+                    }
+                })?,
+        };
+        // Checked again after waiting: the breaker may have opened meanwhile.
+        let probe = match &gate {
+            Some(gate) => check_breaker(gate).inspect_err(|_| {
+                metrics::counter!("leasehold_plugin_calls_refused_total", "reason" => "circuit_open")
+                    .increment(1);
+            })?,
+            None => false,
+        };
+        Ok(Admitted {
+            gate,
+            probe,
+            _turn: turn,
+            _mount: mount_permit,
+            _slot: slot,
+        })
+    }
+}
+
+async fn acquire(semaphore: &Arc<Semaphore>) -> OwnedSemaphorePermit {
+    semaphore
+        .clone()
+        .acquire_owned()
+        .await
+        .expect("admission semaphores are never closed")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn admission() -> Admission {
+        Admission::new(AdmissionConfig {
+            max_instances: 8,
+            reserved_for_revocation: 2,
+            max_calls_per_mount: 4,
+            queue_timeout: Duration::from_millis(200),
+        })
+    }
+
+    fn connection(max_parallel: u32) -> ConnectionLimit {
+        ConnectionLimit {
+            key: "mount-uuid/db".into(),
+            max_parallel,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_connection_takes_turns_and_a_waiter_past_the_queue_timeout_is_busy() {
+        let admission = admission();
+        let first = admission
+            .enter(CallKind::Foreground, "db", Some(&connection(1)))
+            .await
+            .unwrap();
+        let refused = admission
+            .enter(CallKind::Foreground, "db", Some(&connection(1)))
+            .await
+            .err()
+            .unwrap();
+        assert!(matches!(refused, PluginError::Busy { .. }), "{refused}");
+        first.finish(Outcome::Answered);
+        admission
+            .enter(CallKind::Foreground, "db", Some(&connection(1)))
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn revocations_have_slots_that_foreground_calls_cannot_take() {
+        let admission = admission();
+        let mut held = Vec::new();
+        for mount in ["a", "b"] {
+            for _ in 0..3 {
+                held.push(
+                    admission
+                        .enter(CallKind::Foreground, mount, None)
+                        .await
+                        .unwrap(),
+                );
+            }
+        }
+        assert!(
+            admission
+                .enter(CallKind::Foreground, "c", None)
+                .await
+                .is_err()
+        );
+        for _ in 0..2 {
+            held.push(
+                admission
+                    .enter(CallKind::Revocation, "c", None)
+                    .await
+                    .unwrap(),
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn one_mount_cannot_take_more_than_its_share() {
+        let admission = admission();
+        let mut held = Vec::new();
+        for _ in 0..4 {
+            held.push(
+                admission
+                    .enter(CallKind::Foreground, "busy", None)
+                    .await
+                    .unwrap(),
+            );
+        }
+        assert!(
+            admission
+                .enter(CallKind::Foreground, "busy", None)
+                .await
+                .is_err()
+        );
+        admission
+            .enter(CallKind::Foreground, "other", None)
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn timeouts_open_the_breaker_and_one_probe_closes_it() {
+        let admission = admission();
+        let limit = connection(4);
+        for _ in 0..BREAKER_THRESHOLD {
+            let call = admission
+                .enter(CallKind::Foreground, "db", Some(&limit))
+                .await
+                .unwrap();
+            call.finish(Outcome::TimedOut);
+        }
+        let refused = admission
+            .enter(CallKind::Revocation, "db", Some(&limit))
+            .await
+            .err()
+            .unwrap();
+        let PluginError::CircuitOpen { retry_after } = refused else {
+            panic!("expected an open circuit, got {refused}");
+        };
+        assert!(retry_after <= BREAKER_COOLDOWN);
+
+        // Past the cooldown, one probe goes; others are still refused meanwhile.
+        admission.gate(&limit).breaker.lock().unwrap().open_until = Some(Instant::now());
+        let probe = admission
+            .enter(CallKind::Foreground, "db", Some(&limit))
+            .await
+            .unwrap();
+        assert!(
+            admission
+                .enter(CallKind::Foreground, "db", Some(&limit))
+                .await
+                .is_err()
+        );
+        probe.finish(Outcome::Answered);
+        admission
+            .enter(CallKind::Foreground, "db", Some(&limit))
+            .await
+            .unwrap();
+    }
+}
