@@ -1,168 +1,98 @@
 //! Accepting connections, plain or TLS, within limits a hostile client cannot
 //! stretch.
 //!
-//! One accept loop serves both HTTP and HTTPS. Each connection is watched:
+//! One accept loop serves both HTTP and HTTPS, HTTP/1.1 only (as over TLS,
+//! where no other protocol is offered; no cleartext HTTP/2 with hundreds of
+//! streams a connection). Each connection is watched:
 //! - at most `max_connections` are open at once; beyond that the loop stops
 //!   accepting (connections wait in the kernel's backlog) instead of running
 //!   the process out of file descriptors;
 //! - a TLS handshake must finish within `tls_handshake_timeout`;
-//! - a request's head must arrive within `header_read_timeout` of its first
-//!   byte (of the connection's start, for the first request), so a client that
-//!   sends half a request line is closed rather than held;
+//! - a request's head must arrive within `header_read_timeout`; hyper's own
+//!   timer enforces it, so it also covers a partial head that came in behind
+//!   a complete request. Waiting for the next request's head counts too, so an
+//!   idle keep-alive connection is closed after the shorter of this and
+//!   `idle_timeout` (Apache closes them after 5 s, nginx after 75 s);
 //! - a connection with no request in flight is closed after `idle_timeout`.
 //!
 //! Reading bodies under a deadline is the API's job (`api::read_body`), which
-//! knows each path's size limit. The defaults are Vault's listener defaults.
+//! knows each path's size limit; a body it drains after answering keeps the
+//! connection busy through a [`ConnectionHold`]. The defaults are Vault's.
 
 use crate::config::ListenerSettings;
 use axum::Router;
 use axum::extract::ConnectInfo;
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::server::graceful::GracefulShutdown;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
-/// Where a connection is between requests.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Phase {
-    /// Waiting for a request head that has started (or, on a new connection,
-    /// for the first one).
-    Head,
-    /// This many requests are being handled.
-    Busy(usize),
-    /// Between requests, nothing received yet.
-    Idle,
-}
-
-/// A connection's phase and when it began; shared by the socket wrapper, the
-/// request service and the watchdog.
+/// How many requests a connection has in flight, and since when it has had
+/// none.
 struct Activity {
-    state: Mutex<(Phase, Instant)>,
+    state: Mutex<(usize, Instant)>,
 }
 
 impl Activity {
     fn new() -> Arc<Self> {
         Arc::new(Self {
-            state: Mutex::new((Phase::Head, Instant::now())),
+            state: Mutex::new((0, Instant::now())),
         })
     }
 
-    fn get(&self) -> (Phase, Instant) {
-        *self.state.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Bytes arrived: an idle connection now has a request head on the way.
-    fn received(&self) {
-        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        if state.0 == Phase::Idle {
-            *state = (Phase::Head, Instant::now());
-        }
-    }
-
     fn begin(self: &Arc<Self>) -> InFlight {
-        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        let busy = match state.0 {
-            Phase::Busy(n) => n + 1,
-            _ => 1,
-        };
-        *state = (Phase::Busy(busy), Instant::now());
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).0 += 1;
         InFlight(self.clone())
     }
 
-    /// Resolves when the connection has overstayed its phase's limit.
-    async fn expired(&self, limits: &ListenerSettings) -> &'static str {
+    /// Resolves once the connection has had nothing in flight for `idle`.
+    async fn idled(&self, idle: Duration) {
         loop {
-            let (phase, since) = self.get();
-            let (limit, why) = match phase {
-                Phase::Head => (
-                    limits.header_read_timeout,
-                    "request head not received in time",
-                ),
-                Phase::Idle => (limits.idle_timeout, "idle"),
-                // Handlers bound their own time (body deadline, plugin deadline).
-                Phase::Busy(_) => (Duration::from_secs(1), ""),
-            };
-            tokio::time::sleep_until(since + limit).await;
-            let (now_phase, now_since) = self.get();
-            if now_phase == phase && now_since == since && !matches!(phase, Phase::Busy(_)) {
-                return why;
+            let (in_flight, since) = *self.state.lock().unwrap_or_else(|e| e.into_inner());
+            if in_flight > 0 {
+                // Requests bound their own time (body deadline, plugin deadline).
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
             }
+            if since.elapsed() >= idle {
+                return;
+            }
+            tokio::time::sleep_until(since + idle).await;
         }
     }
 }
 
-/// One request being handled; the connection is idle again when the last goes.
-struct InFlight(Arc<Activity>);
+/// Something in flight on a connection; it is idle again when the last goes.
+pub(crate) struct InFlight(Arc<Activity>);
 
 impl Drop for InFlight {
     fn drop(&mut self) {
         let mut state = self.0.state.lock().unwrap_or_else(|e| e.into_inner());
-        *state = match state.0 {
-            Phase::Busy(n) if n > 1 => (Phase::Busy(n - 1), state.1),
-            _ => (Phase::Idle, Instant::now()),
-        };
-    }
-}
-
-/// A socket that tells its [`Activity`] when bytes arrive.
-struct Watched<S> {
-    inner: S,
-    activity: Arc<Activity>,
-}
-
-impl<S: AsyncRead + Unpin> AsyncRead for Watched<S> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        let before = buf.filled().len();
-        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
-        if matches!(polled, Poll::Ready(Ok(()))) && buf.filled().len() > before {
-            self.activity.received();
+        state.0 = state.0.saturating_sub(1);
+        if state.0 == 0 {
+            state.1 = Instant::now();
         }
-        polled
     }
 }
 
-impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
-    }
+/// In every request's extensions: lets work that outlives the response (a
+/// body drained after an early 413) keep its connection from being idle.
+#[derive(Clone)]
+pub(crate) struct ConnectionHold(Arc<Activity>);
 
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[std::io::IoSlice<'_>],
-    ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
+impl ConnectionHold {
+    /// Counts as a request in flight until dropped.
+    pub(crate) fn hold(&self) -> InFlight {
+        self.0.begin()
     }
 }
 
@@ -178,7 +108,11 @@ pub async fn serve(
     let limits = Arc::new(limits);
     let open = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     let graceful = GracefulShutdown::new();
-    let builder = Builder::new(TokioExecutor::new());
+    let mut builder = Builder::new(TokioExecutor::new()).http1_only();
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout);
     let mut warned_full = false;
     tokio::pin!(shutdown);
     loop {
@@ -262,14 +196,13 @@ impl Connection {
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         let activity = Activity::new();
-        let io = TokioIo::new(Watched {
-            inner: stream,
-            activity: activity.clone(),
-        });
         let (app, peer, requests) = (self.app, self.peer, activity.clone());
         let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
             let in_flight = requests.begin();
             request.extensions_mut().insert(ConnectInfo(peer));
+            request
+                .extensions_mut()
+                .insert(ConnectionHold(requests.clone()));
             let app = app.clone();
             async move {
                 let response = app.oneshot(request.map(axum::body::Body::new)).await;
@@ -279,7 +212,7 @@ impl Connection {
         });
         let served = self.watcher.watch(
             self.builder
-                .serve_connection_with_upgrades(io, service)
+                .serve_connection_with_upgrades(TokioIo::new(stream), service)
                 .into_owned(),
         );
         tokio::select! {
@@ -288,8 +221,8 @@ impl Connection {
                     tracing::debug!(%peer, error = %err, "connection ended with an error");
                 }
             }
-            why = activity.expired(&self.limits) => {
-                tracing::debug!(%peer, reason = why, "closing the connection");
+            () = activity.idled(self.limits.idle_timeout) => {
+                tracing::debug!(%peer, "closing an idle connection");
             }
         }
     }

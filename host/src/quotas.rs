@@ -3,12 +3,15 @@
 //! client token) and **lease counts** (active leases under a path prefix).
 //!
 //! Quotas live in the barrier (`sys/quotas/<kind>/<name>`) and are cached in
-//! memory, reloaded after every change and every unseal, so a request costs a
-//! map lookup, not a decryption. Where several quotas of a kind match a path,
-//! the most specific (longest path) applies, as in Vault. Rate limiting is
-//! GCRA (the `governor` crate): `rate` requests per `interval`, a burst of
-//! `rate`, one bucket per client; with a `block_interval`, a client that goes
-//! over is refused for that long.
+//! memory, reloaded after every change, so a request costs a map lookup, not a
+//! decryption. Where several quotas of a kind match a path, the most specific
+//! (longest path) applies, as in Vault. Rate limiting is GCRA (the `governor`
+//! crate): `rate` requests per `interval`, a burst of `rate`, one bucket per
+//! client; with a `block_interval`, a client that goes over is refused for that
+//! long. Clients are told apart as Vault's `group_by` says; by default by token
+//! (the accessor of a token already checked, so made-up tokens make no
+//! buckets), and by address for requests without one. A quota's buckets
+//! survive changes to other quotas.
 
 use crate::barrier::{Barrier, BarrierError};
 use crate::path_prefix::covers;
@@ -28,9 +31,6 @@ const LEASE_PREFIX: &str = "sys/quotas/lease-count/";
 /// who set a quota too low can still see the server and unseal it.
 const EXEMPT: &[&str] = &["sys/health", "sys/seal-status", "sys/unseal", "sys/init"];
 
-/// Checks between two sweeps of idle clients' buckets.
-const SWEEP_EVERY: u64 = 10_000;
-
 /// Why a quota operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum QuotaError {
@@ -40,6 +40,71 @@ pub enum QuotaError {
     /// Storage failed.
     #[error(transparent)]
     Barrier(#[from] BarrierError),
+}
+
+/// How a rate limit tells clients apart (Vault's `group_by`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GroupBy {
+    /// By client address.
+    Ip,
+    /// All clients share one bucket.
+    None,
+    /// By token; by address for requests without one.
+    #[default]
+    EntityThenIp,
+    /// By token; requests without one share one bucket.
+    EntityThenNone,
+}
+
+impl GroupBy {
+    /// Vault's spelling.
+    pub fn parse(text: &str) -> Option<Self> {
+        Some(match text {
+            "ip" => Self::Ip,
+            "none" => Self::None,
+            "entity_then_ip" => Self::EntityThenIp,
+            "entity_then_none" => Self::EntityThenNone,
+            _ => return None,
+        })
+    }
+
+    /// Vault's spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ip => "ip",
+            Self::None => "none",
+            Self::EntityThenIp => "entity_then_ip",
+            Self::EntityThenNone => "entity_then_none",
+        }
+    }
+}
+
+/// Who sent a request, as far as rate limits care.
+#[derive(Debug, Clone, Default)]
+pub struct Client {
+    /// The accessor of its (checked) token.
+    pub accessor: Option<String>,
+    /// Its address.
+    pub address: Option<std::net::IpAddr>,
+}
+
+impl Client {
+    fn key(&self, group_by: GroupBy) -> String {
+        let address = || {
+            self.address
+                .map_or_else(|| "address:unknown".to_owned(), |a| format!("address:{a}"))
+        };
+        match (group_by, &self.accessor) {
+            (GroupBy::None, _) => String::new(),
+            (GroupBy::Ip, _) => address(),
+            (GroupBy::EntityThenIp | GroupBy::EntityThenNone, Some(accessor)) => {
+                format!("token:{accessor}")
+            }
+            (GroupBy::EntityThenIp, None) => address(),
+            (GroupBy::EntityThenNone, None) => "token:none".to_owned(),
+        }
+    }
 }
 
 /// A rate-limit quota as stored and read back.
@@ -56,6 +121,9 @@ pub struct RateLimit {
     /// How long a client that went over is refused, in seconds (0: only until
     /// its bucket refills).
     pub block_interval: u64,
+    /// How clients are told apart.
+    #[serde(default)]
+    pub group_by: GroupBy,
 }
 
 /// A lease-count quota as stored and read back.
@@ -98,7 +166,9 @@ pub struct Quotas {
     loaded: RwLock<Option<Arc<Loaded>>>,
     /// Bumped by every change, so a load that raced one is not cached.
     generation: AtomicU64,
-    checks: AtomicU64,
+    /// Every rate limiter by quota name, kept across reloads while its quota
+    /// is unchanged, so its clients' buckets (and blocks) carry over.
+    limiters: Mutex<HashMap<String, Arc<Limiter>>>,
 }
 
 /// The most specific of `items` whose path covers `path`.
@@ -206,7 +276,7 @@ impl Quotas {
             barrier,
             loaded: RwLock::new(None),
             generation: AtomicU64::new(0),
-            checks: AtomicU64::new(0),
+            limiters: Mutex::new(HashMap::new()),
         }
     }
 
@@ -229,9 +299,26 @@ impl Quotas {
         }
         let generation = self.generation.load(Ordering::SeqCst);
         let mut fresh = Loaded::default();
+        let mut rates = Vec::new();
         for name in self.names(RATE_PREFIX).await? {
             if let Some(quota) = self.read::<RateLimit>(RATE_PREFIX, &name).await? {
-                fresh.rate.push(Arc::new(Limiter::new(quota)));
+                rates.push(quota);
+            }
+        }
+        {
+            let mut limiters = self.limiters.lock().unwrap_or_else(|e| e.into_inner());
+            limiters.retain(|name, _| rates.iter().any(|q| &q.name == name));
+            for quota in rates {
+                let limiter = limiters
+                    .entry(quota.name.clone())
+                    .and_modify(|kept| {
+                        if kept.quota != quota {
+                            *kept = Arc::new(Limiter::new(quota.clone()));
+                        }
+                    })
+                    .or_insert_with(|| Arc::new(Limiter::new(quota)))
+                    .clone();
+                fresh.rate.push(limiter);
             }
         }
         for name in self.names(LEASE_PREFIX).await? {
@@ -278,7 +365,7 @@ impl Quotas {
     pub async fn check_rate(
         &self,
         path: &str,
-        client: &str,
+        client: &Client,
     ) -> Result<Result<(), Limited>, QuotaError> {
         if self.barrier.is_sealed() || EXEMPT.contains(&path) {
             return Ok(Ok(()));
@@ -287,12 +374,22 @@ impl Quotas {
         let Some(limiter) = most_specific(loaded.rate.iter(), path, |l| &l.quota.path) else {
             return Ok(Ok(()));
         };
-        if self.checks.fetch_add(1, Ordering::Relaxed) % SWEEP_EVERY == SWEEP_EVERY - 1 {
-            for limiter in &loaded.rate {
-                limiter.sweep();
-            }
+        Ok(limiter.check(&client.key(limiter.quota.group_by)))
+    }
+
+    /// Forgets the buckets of clients that have been quiet long enough to be
+    /// full again, and blocks that ended; run now and then, off the requests.
+    pub fn sweep(&self) {
+        let limiters: Vec<Arc<Limiter>> = self
+            .limiters
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        for limiter in limiters {
+            limiter.sweep();
         }
-        Ok(limiter.check(client))
     }
 
     /// The lease-count quota that applies to leases issued under `lease_path`
@@ -427,6 +524,7 @@ mod tests {
             rate: 3.0,
             interval: 3600,
             block_interval: 0,
+            group_by: GroupBy::EntityThenIp,
         });
         for _ in 0..3 {
             limiter.check("a").unwrap();
@@ -444,6 +542,7 @@ mod tests {
             rate: 1.0,
             interval: 1,
             block_interval: 600,
+            group_by: GroupBy::EntityThenIp,
         });
         limiter.check("a").unwrap();
         let refused = limiter.check("a").unwrap_err();

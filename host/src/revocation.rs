@@ -57,7 +57,7 @@ const PASS: usize = 256;
 pub async fn run_token_expiry(barrier: Arc<Barrier>, tokens: TokenStore, leases: Arc<Leases>) {
     loop {
         tokio::time::sleep(Duration::from_secs(1)).await;
-        if barrier.is_sealed() {
+        if barrier.is_sealed() || !leases.is_active() {
             continue;
         }
         let expired = match tokens.expired(unix_now(), PASS).await {

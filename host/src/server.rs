@@ -123,6 +123,7 @@ pub async fn run(mode: Mode) -> Result<(), String> {
 
     let policies = PolicyStore::new(barrier.clone());
     let quotas = Arc::new(crate::quotas::Quotas::new(barrier.clone()));
+    tokio::spawn(sweep_quotas(quotas.clone()));
     let audit = Arc::new(AuditRegistry::new(barrier.clone()));
     let router = api::router(
         AppState {
@@ -159,6 +160,15 @@ pub async fn run(mode: Mode) -> Result<(), String> {
 pub async fn activate(secrets: &Secrets) {
     if let Err(err) = secrets.activate().await {
         tracing::error!(error = %err, "after unseal: registering bundled plugins or recovering leases failed");
+    }
+}
+
+/// Forgets idle rate-limit buckets once a minute, off the request path.
+async fn sweep_quotas(quotas: Arc<crate::quotas::Quotas>) {
+    loop {
+        tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+        let quotas = quotas.clone();
+        let _ = tokio::task::spawn_blocking(move || quotas.sweep()).await;
     }
 }
 

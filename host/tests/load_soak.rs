@@ -143,7 +143,7 @@ fn gauge(server: &Server, token: &str, mount: &str, state: &str) -> u64 {
         })
         .and_then(|line| line.rsplit(' ').next())
         .map(|n| n.parse::<f64>().unwrap() as u64)
-        .unwrap_or(0)
+        .unwrap_or_else(|| panic!("no leasehold_leases gauge for {mount} {state}:\n{text}"))
 }
 
 /// Lease ids under the role, through `LIST sys/leases/lookup`.

@@ -31,10 +31,21 @@ fn a_rate_limit_refuses_a_client_over_its_rate_and_no_one_else() {
     let (_, other) = api.put("auth/token/create", json!({"policies": ["reader"]}));
     let other = server.api(other["auth"]["client_token"].as_str().unwrap());
 
+    // A token without a policy on sys/quotas can neither set nor remove one.
+    let (status, _) = other.put(
+        "sys/quotas/rate-limit/mounts",
+        json!({"path": "sys/mounts", "rate": 1}),
+    );
+    assert_eq!(status, 403);
+    assert_eq!(api.list("sys/quotas/rate-limit").0, 404);
+
+    // As Vault's clients write it (Terraform sends `role` and `inheritable`).
     api.ok(
         "sys/quotas/rate-limit/mounts",
-        json!({"path": "sys/mounts", "rate": 3, "interval": "1h"}),
+        json!({"path": "sys/mounts", "rate": 3, "interval": "1h", "role": "",
+               "inheritable": false, "group_by": "entity_then_ip", "type": "rate-limit"}),
     );
+    assert_eq!(other.delete("sys/quotas/rate-limit/mounts").0, 403);
     let (status, read) = api.get("sys/quotas/rate-limit/mounts");
     assert_eq!(status, 200, "{read}");
     assert_eq!(read["data"]["rate"], 3.0);
@@ -178,6 +189,21 @@ fn bad_quotas_are_refused_clearly_and_create_nothing() {
             "sys/quotas/rate-limit/q",
             json!({"rate": 1, "burst": 3}),
             "burst",
+        ),
+        (
+            "sys/quotas/rate-limit/q",
+            json!({"rate": 1, "role": "web"}),
+            "role",
+        ),
+        (
+            "sys/quotas/rate-limit/q",
+            json!({"rate": 1, "group_by": "moon"}),
+            "group_by",
+        ),
+        (
+            "sys/quotas/rate-limit/q",
+            json!({"rate": 1, "secondary_rate": 5}),
+            "secondary_rate",
         ),
         (
             "sys/quotas/rate-limit/q",

@@ -17,8 +17,9 @@ request = function()
     return wrk.format("PUT", "/v1/sys/leases/revoke", headers, '{"lease_id":"' .. id .. '"}')
   end
   if #fresh > 0 then
+    -- Revoked only once the renewal has answered (see `response`): connections
+    -- of a thread share these lists, so a revoke must not overtake its renew.
     local id = table.remove(fresh)
-    table.insert(renewed, id)
     return wrk.format("PUT", "/v1/sys/leases/renew", headers,
       '{"lease_id":"' .. id .. '","increment":3600}')
   end
@@ -27,11 +28,17 @@ request = function()
 end
 
 response = function(status, _, body)
-  -- Only a credential's answer carries `username`; renewals answer the lease id too.
-  if status == 200 and string.find(body, '"username"', 1, true) then
-    local id = string.match(body, '"lease_id":"([^"]+)"')
-    if id then
-      table.insert(fresh, id)
-    end
+  if status ~= 200 then
+    return
+  end
+  local id = string.match(body, '"lease_id":"([^"]+)"')
+  if not id then
+    return
+  end
+  -- Only a credential's answer carries `username`; a renewal's is the other one.
+  if string.find(body, '"username"', 1, true) then
+    table.insert(fresh, id)
+  else
+    table.insert(renewed, id)
   end
 end

@@ -223,8 +223,13 @@ pub fn router(state: AppState, body_read_timeout: std::time::Duration) -> Router
         )
         .fallback(mount_paths::dispatch)
         .method_not_allowed_fallback(method_not_allowed)
-        // Innermost first: authorization, then audit around it (so denied requests
-        // are recorded too), then the sealed gate outside everything.
+        // Innermost first: rate limits (on the caller authorization found),
+        // authorization, then audit around it (so denied requests are recorded
+        // too), then the sealed gate outside everything.
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            sys_quotas::rate_limit,
+        ))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             authorize::authorize,
@@ -234,10 +239,6 @@ pub fn router(state: AppState, body_read_timeout: std::time::Duration) -> Router
             audit_log::audit,
         ))
         .layer(middleware::from_fn_with_state(state.clone(), sealed_gate))
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            sys_quotas::rate_limit,
-        ))
         .layer(DefaultBodyLimit::max(body::MAX_BODY_BYTES))
         // Outermost: nothing inside waits on a client's body.
         .layer(middleware::from_fn_with_state(
@@ -254,9 +255,11 @@ async fn method_not_allowed(method: Method) -> ApiError {
     )
 }
 
-/// While sealed, only the lifecycle endpoints answer.
+/// While sealed (or not yet activated after an unseal), only the lifecycle
+/// endpoints answer.
 async fn sealed_gate(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    if state.barrier.is_sealed() && !OPEN_WHILE_SEALED.contains(&request.uri().path()) {
+    let open = !state.barrier.is_sealed() && state.secrets.is_active();
+    if !open && !OPEN_WHILE_SEALED.contains(&request.uri().path()) {
         return ApiError::sealed().into_response();
     }
     next.run(request).await

@@ -12,21 +12,42 @@
 //! does, instead of closing a socket the client is still writing to (which
 //! resets the connection and loses the 413 on the way). A client that asked
 //! `Expect: 100-continue` has sent nothing yet and is simply told no.
+//!
+//! This runs before the token is checked, so what bodies may hold in memory at
+//! once is bounded too ([`BUFFERED_BYTES`]): past it a request is answered 503
+//! with `Retry-After` (and its body drained, never kept).
 
 use super::body::MAX_BODY_BYTES;
 use super::response::ApiError;
 use super::sys_plugins::MAX_COMPONENT_BYTES;
+use crate::listener::ConnectionHold;
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use http_body_util::BodyExt;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// How much more than the limit is read and discarded so the 413 arrives; a
 /// client sending more than this is cut off.
 const DRAIN_BYTES: u64 = 64 << 20;
+
+/// Bytes of request bodies held in memory at once, all requests together.
+pub const BUFFERED_BYTES: usize = 256 << 20;
+
+/// The budget for [`BUFFERED_BYTES`], in KiB (a semaphore counts in `u32`).
+fn budget() -> &'static Arc<Semaphore> {
+    static BUDGET: OnceLock<Arc<Semaphore>> = OnceLock::new();
+    BUDGET.get_or_init(|| Arc::new(Semaphore::new(BUFFERED_BYTES >> 10)))
+}
+
+/// KiB of budget for `bytes`, rounded up.
+fn kib(bytes: u64) -> u32 {
+    u32::try_from(bytes.div_ceil(1024)).unwrap_or(u32::MAX)
+}
 
 /// The largest body `path` accepts.
 fn limit_of(path: &str) -> usize {
@@ -45,6 +66,7 @@ pub async fn read_body(
 ) -> Response {
     let limit = limit_of(request.uri().path());
     let (parts, body) = request.into_parts();
+    let hold = parts.extensions.get::<ConnectionHold>().cloned();
     let declared = parts
         .headers
         .get(header::CONTENT_LENGTH)
@@ -62,15 +84,31 @@ pub async fn read_body(
         if length > limit as u64 + DRAIN_BYTES {
             return close(too_large());
         }
-        drain(body, read_timeout);
+        drain(body, read_timeout, hold);
         return too_large();
     }
-    let read = tokio::time::timeout(read_timeout, collect(body, limit)).await;
-    let bytes = match read {
-        Ok(Collected::Whole(bytes)) => bytes,
+    // Budget for what the client says it sends now; a body of unknown length
+    // takes more as it arrives.
+    let reserved = match budget()
+        .clone()
+        .try_acquire_many_owned(kib(declared.unwrap_or(0)))
+    {
+        Ok(permit) => permit,
+        Err(_) => {
+            drain(body, read_timeout, hold);
+            return too_busy();
+        }
+    };
+    let read = tokio::time::timeout(read_timeout, collect(body, limit, reserved)).await;
+    let (bytes, _budget) = match read {
+        Ok(Collected::Whole(bytes, permit)) => (bytes, permit),
         Ok(Collected::TooLarge(rest)) => {
-            drain(rest, read_timeout);
+            drain(rest, read_timeout, hold);
             return too_large();
+        }
+        Ok(Collected::OverBudget(rest)) => {
+            drain(rest, read_timeout, hold);
+            return too_busy();
         }
         Ok(Collected::Broken(err)) => {
             return close(ApiError::bad_request(format!(
@@ -92,13 +130,16 @@ pub async fn read_body(
 }
 
 enum Collected {
-    Whole(Bytes),
+    /// The body, and its share of the memory budget (held while it is used).
+    Whole(Bytes, OwnedSemaphorePermit),
     /// Over the limit; what is left of the body.
     TooLarge(Body),
+    /// Over the memory budget; what is left of the body.
+    OverBudget(Body),
     Broken(axum::Error),
 }
 
-async fn collect(mut body: Body, limit: usize) -> Collected {
+async fn collect(mut body: Body, limit: usize, mut reserved: OwnedSemaphorePermit) -> Collected {
     let mut buffer = Vec::new();
     while let Some(frame) = body.frame().await {
         match frame {
@@ -108,18 +149,29 @@ async fn collect(mut body: Body, limit: usize) -> Collected {
                         return Collected::TooLarge(body);
                     }
                     buffer.extend_from_slice(&data);
+                    let needed = kib(buffer.len() as u64);
+                    let held = u32::try_from(reserved.num_permits()).unwrap_or(u32::MAX);
+                    if needed > held {
+                        match budget().clone().try_acquire_many_owned(needed - held) {
+                            Ok(permit) => reserved.merge(permit),
+                            Err(_) => return Collected::OverBudget(body),
+                        }
+                    }
                 }
             }
             Err(err) => return Collected::Broken(err),
         }
     }
-    Collected::Whole(Bytes::from(buffer))
+    Collected::Whole(Bytes::from(buffer), reserved)
 }
 
 /// Reads and discards what is left of `body` in the background, so the
-/// connection stays readable while the 413 goes out.
-fn drain(mut body: Body, deadline: Duration) {
+/// connection stays readable while the answer goes out; the connection counts
+/// as busy until it is done.
+fn drain(mut body: Body, deadline: Duration, hold: Option<ConnectionHold>) {
+    let busy = hold.map(|hold| hold.hold());
     tokio::spawn(async move {
+        let _busy = busy;
         let mut seen: u64 = 0;
         let discard = async {
             while let Some(Ok(frame)) = body.frame().await {
@@ -133,6 +185,15 @@ fn drain(mut body: Body, deadline: Duration) {
         };
         let _ = tokio::time::timeout(deadline, discard).await;
     });
+}
+
+fn too_busy() -> Response {
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "the server is receiving too many request bodies at once; retry shortly",
+    )
+    .retry_after(Duration::from_secs(1))
+    .into_response()
 }
 
 fn too_large() -> Response {

@@ -26,8 +26,12 @@ impl From<LeaseError> for ApiError {
             LeaseError::PastMax | LeaseError::NotRenewable(_) | LeaseError::TokenExpiring => {
                 ApiError::bad_request(err.to_string())
             }
-            LeaseError::Plugin(err) | LeaseError::Deferred(err) => {
-                super::mount_paths::plugin_error(err)
+            LeaseError::Plugin(err) => super::mount_paths::plugin_error(err),
+            LeaseError::Deferred(ref refused) => {
+                let after = refused
+                    .retry_after()
+                    .unwrap_or(std::time::Duration::from_secs(1));
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, err.to_string()).retry_after(after)
             }
             LeaseError::Target(_) => ApiError::bad_request(err.to_string()),
             LeaseError::RevokeFailed(_) => ApiError::new(StatusCode::BAD_GATEWAY, err.to_string()),
@@ -219,16 +223,25 @@ async fn revoke_under(
         return Ok(StatusCode::ACCEPTED);
     }
     let (revoked, failed) = state.secrets.leases.revoke_prefix(prefix, force).await?;
-    if let Some((id, error)) = failed.first() {
-        return Err(ApiError::new(
-            StatusCode::BAD_GATEWAY,
-            format!(
-                "revoked {revoked} lease(s); {} failed and will be retried (first: {id}: {error})",
-                failed.len()
-            ),
-        ));
-    }
-    Ok(StatusCode::NO_CONTENT)
+    let Some((id, error)) = failed.first() else {
+        return Ok(StatusCode::NO_CONTENT);
+    };
+    let message = format!(
+        "revoked {revoked} lease(s); {} were not and are retried (first: {id}: {error})",
+        failed.len()
+    );
+    // Only deferrals (their targets are paused): all queued, come back later.
+    let pauses: Option<Vec<std::time::Duration>> = failed
+        .iter()
+        .map(|(_, err)| match err {
+            LeaseError::Deferred(refused) => refused.retry_after(),
+            _ => None,
+        })
+        .collect();
+    Err(match pauses.and_then(|p| p.into_iter().max()) {
+        Some(after) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, message).retry_after(after),
+        None => ApiError::new(StatusCode::BAD_GATEWAY, message),
+    })
 }
 
 /// `PUT sys/leases/revoke-prefix/:prefix` (sudo).

@@ -256,7 +256,7 @@ pub async fn unseal(
 pub async fn seal(State(state): State<AppState>, caller: Caller) -> Result<StatusCode, ApiError> {
     state.lifecycle.seal().await;
     state.audit.forget();
-    state.secrets.mounts.forget();
+    state.secrets.deactivate();
     tracing::warn!(accessor = %caller.entry.accessor, "sealed by request");
     Ok(StatusCode::NO_CONTENT)
 }

@@ -7,14 +7,13 @@ use super::body::JsonBody;
 use super::duration::Seconds;
 use super::response::{ApiError, Envelope};
 use super::sys_policy::ListQuery;
-use crate::quotas::{LeaseCount, QuotaError, RateLimit};
+use crate::quotas::{Client, GroupBy, LeaseCount, QuotaError, RateLimit};
 use axum::extract::{ConnectInfo, Path, Query, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
-use sha2::{Digest, Sha256};
 use std::net::SocketAddr;
 
 impl From<QuotaError> for ApiError {
@@ -26,13 +25,23 @@ impl From<QuotaError> for ApiError {
     }
 }
 
-/// The middleware: a request over its path's rate limit is answered 429 with
-/// `Retry-After`, before the sealed gate, audit and authorization spend anything
-/// on it. Clients are told apart by token (hashed; the token itself is never
-/// kept) or, without one, by address.
+/// The middleware, right after authorization: a request over its path's rate
+/// limit is answered 429 with `Retry-After` before its handler runs. Clients
+/// are told apart by the accessor of their (checked) token, or by address, as
+/// the quota's `group_by` says; a made-up token never gets this far, so it
+/// cannot make buckets.
 pub async fn rate_limit(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let path = request.uri().path().trim_start_matches("/v1/").to_owned();
-    let client = client_of(&request);
+    let client = Client {
+        accessor: request
+            .extensions()
+            .get::<Caller>()
+            .map(|caller| caller.entry.accessor.clone()),
+        address: request
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(peer)| peer.ip()),
+    };
     match state.quotas.check_rate(&path, &client).await {
         Ok(Ok(())) => next.run(request).await,
         Ok(Err(limited)) => ApiError::new(
@@ -45,23 +54,6 @@ pub async fn rate_limit(State(state): State<AppState>, request: Request, next: N
         .retry_after(limited.retry_after)
         .into_response(),
         Err(err) => ApiError::from(err).into_response(),
-    }
-}
-
-fn client_of(request: &Request) -> String {
-    let token = request
-        .headers()
-        .get("x-vault-token")
-        .or_else(|| request.headers().get(axum::http::header::AUTHORIZATION))
-        .and_then(|v| v.to_str().ok())
-        .map(|v| v.trim_start_matches("Bearer ").trim())
-        .filter(|v| !v.is_empty());
-    match token {
-        Some(token) => format!("token:{}", hex::encode(&Sha256::digest(token)[..16])),
-        None => match request.extensions().get::<ConnectInfo<SocketAddr>>() {
-            Some(ConnectInfo(peer)) => format!("address:{}", peer.ip()),
-            None => "anonymous".into(),
-        },
     }
 }
 
@@ -78,9 +70,36 @@ pub struct RateLimitBody {
     interval: Option<Seconds>,
     #[serde(default)]
     block_interval: Option<Seconds>,
-    /// Vault's; always `rate-limit` here.
+    #[serde(default)]
+    group_by: Option<String>,
+    #[serde(default)]
+    secondary_rate: Option<f64>,
+    /// Always this path's kind here.
     #[serde(default, rename = "type")]
     kind: Option<String>,
+    #[serde(default)]
+    role: Option<String>,
+    /// Whether child namespaces inherit it; leasehold has no namespaces, so
+    /// it changes nothing.
+    #[serde(default)]
+    #[allow(dead_code)]
+    inheritable: Option<bool>,
+}
+
+/// Vault's `type` and `role` fields: the kind must be this path's, and a quota
+/// on an auth role's logins cannot be had (leasehold has no auth roles).
+fn check_vault_fields(
+    expected: &str,
+    kind: Option<&str>,
+    role: Option<&str>,
+) -> Result<(), ApiError> {
+    same_kind(expected, kind)?;
+    if role.is_some_and(|r| !r.is_empty()) {
+        return Err(ApiError::bad_request(
+            "field `role`: quotas on an auth role's logins are not supported",
+        ));
+    }
+    Ok(())
 }
 
 /// Body of a lease-count quota write.
@@ -94,6 +113,11 @@ pub struct LeaseCountBody {
     max_leases: u64,
     #[serde(default, rename = "type")]
     kind: Option<String>,
+    #[serde(default)]
+    role: Option<String>,
+    #[serde(default)]
+    #[allow(dead_code)]
+    inheritable: Option<bool>,
 }
 
 /// A name in the body, if given, must be the path's.
@@ -123,7 +147,20 @@ pub async fn write_rate_limit(
     JsonBody(body): JsonBody<RateLimitBody>,
 ) -> Result<StatusCode, ApiError> {
     same_name(&name, body.name.as_deref())?;
-    same_kind("rate-limit", body.kind.as_deref())?;
+    check_vault_fields("rate-limit", body.kind.as_deref(), body.role.as_deref())?;
+    let group_by = match body.group_by.as_deref() {
+        None | Some("") => GroupBy::default(),
+        Some(text) => GroupBy::parse(text).ok_or_else(|| {
+            ApiError::bad_request(
+                "field `group_by`: use ip, none, entity_then_ip or entity_then_none",
+            )
+        })?,
+    };
+    if body.secondary_rate.is_some_and(|rate| rate != 0.0) {
+        return Err(ApiError::bad_request(
+            "field `secondary_rate` is not supported: give the quota one `rate`",
+        ));
+    }
     state
         .quotas
         .put_rate_limit(RateLimit {
@@ -132,6 +169,7 @@ pub async fn write_rate_limit(
             rate: body.rate,
             interval: body.interval.map_or(1, |s| s.0),
             block_interval: body.block_interval.map_or(0, |s| s.0),
+            group_by,
         })
         .await?;
     Ok(StatusCode::NO_CONTENT)
@@ -155,6 +193,9 @@ pub async fn read_rate_limit(
         "rate": quota.rate,
         "interval": quota.interval,
         "block_interval": quota.block_interval,
+        "group_by": quota.group_by.as_str(),
+        "inheritable": false,
+        "role": "",
     })))
 }
 
@@ -186,7 +227,7 @@ pub async fn write_lease_count(
     JsonBody(body): JsonBody<LeaseCountBody>,
 ) -> Result<StatusCode, ApiError> {
     same_name(&name, body.name.as_deref())?;
-    same_kind("lease-count", body.kind.as_deref())?;
+    check_vault_fields("lease-count", body.kind.as_deref(), body.role.as_deref())?;
     state
         .quotas
         .put_lease_count(LeaseCount {

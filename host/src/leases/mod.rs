@@ -80,9 +80,9 @@ pub enum LeaseError {
     /// Revocation failed; the lease stays and is retried.
     #[error("revocation failed and will be retried: {0}")]
     RevokeFailed(String),
-    /// The revocation did not run: its target is paused or busy. Nothing was
-    /// recorded; the lease stays as it was.
-    #[error("revocation deferred: {0}")]
+    /// The revocation did not run: its target is paused. It is queued for the
+    /// worker (due when the pause ends); no failure is recorded against it.
+    #[error("the revocation is queued: {0}")]
     Deferred(PluginError),
     /// Storage failed.
     #[error(transparent)]
@@ -163,6 +163,9 @@ pub struct Leases {
     wake: Notify,
     /// The expiry worker's queues, one per connection.
     lanes: worker::Lanes,
+    /// Set once the counts are loaded after an unseal; until then the worker
+    /// idles and the API answers as if sealed, so no change can race the count.
+    active: std::sync::atomic::AtomicBool,
     /// The connection of leases the worker found waiting on a full lane, so
     /// later scans skip them without reading them (forgotten once revoked or
     /// rescheduled).
@@ -202,6 +205,7 @@ impl Leases {
             released: Notify::new(),
             wake: Notify::new(),
             lanes: worker::Lanes::default(),
+            active: std::sync::atomic::AtomicBool::new(false),
             waiting_on: Mutex::new(HashMap::new()),
         }
     }
@@ -510,11 +514,13 @@ impl Leases {
     /// `revocation_workers` at a time. Returns how many were revoked and the
     /// failures, which stay and are retried (a revocation deferred because its
     /// target is paused is queued for the worker).
+    ///
+    /// The failures come as errors, so a caller can tell deferrals apart.
     pub async fn revoke_prefix(
         &self,
         prefix: &str,
         force: bool,
-    ) -> Result<(usize, Vec<(String, String)>), LeaseError> {
+    ) -> Result<(usize, Vec<(String, LeaseError)>), LeaseError> {
         use futures::StreamExt;
         let ids = self.ids_under(prefix).await?;
         let mode = if force { Mode::Force } else { Mode::Normal };
@@ -522,9 +528,6 @@ impl Leases {
         let mut results = futures::stream::iter(ids)
             .map(|id| async move {
                 let result = self.revoke_entry(&id, mode).await;
-                if matches!(result, Err(LeaseError::Deferred(_))) {
-                    let _ = self.revoke_later(&id).await;
-                }
                 (id, result)
             })
             .buffer_unordered(width);
@@ -534,7 +537,7 @@ impl Leases {
             match result {
                 Ok(true) => revoked += 1,
                 Ok(false) => {}
-                Err(err) => failed.push((id, err.to_string())),
+                Err(err) => failed.push((id, err)),
             }
         }
         Ok((revoked, failed))
@@ -591,9 +594,6 @@ impl Leases {
         let mut results = futures::stream::iter(ids)
             .map(|id| async move {
                 let result = self.revoke_entry(&id, Mode::Normal).await;
-                if matches!(result, Err(LeaseError::Deferred(_))) {
-                    let _ = self.revoke_later(&id).await;
-                }
                 (id, result)
             })
             .buffer_unordered(width);
@@ -688,13 +688,17 @@ impl Leases {
             .remove(id);
     }
 
-    /// Calls the plugin's `revoke` for `entry`.
-    async fn call_revoke(&self, entry: &LeaseEntry) -> Result<(), RevokeCall> {
-        let target = self
+    /// Calls the plugin's `revoke` for `entry`; a forced revocation makes its
+    /// attempt even while the connection's breaker is open.
+    async fn call_revoke(&self, entry: &LeaseEntry, mode: Mode) -> Result<(), RevokeCall> {
+        let mut target = self
             .targets
             .target(entry)
             .await
             .map_err(RevokeCall::Failed)?;
+        if mode == Mode::Force {
+            target.scope = target.scope.forced();
+        }
         let handle = entry.handle.clone().map(SecretString::from);
         target
             .plugin
@@ -740,9 +744,10 @@ impl Leases {
         if due.is_some_and(|(_, now)| entry.due_at > now) {
             return Ok(false);
         }
-        match self.call_revoke(&entry).await {
+        match self.call_revoke(&entry, mode).await {
             Ok(()) => {}
             Err(RevokeCall::NotRun(refused)) if mode == Mode::Normal => {
+                self.defer(&mut entry, &refused).await?;
                 return Err(LeaseError::Deferred(refused));
             }
             Err(error) if mode == Mode::Force => {
@@ -761,6 +766,23 @@ impl Leases {
         metrics::histogram!("leasehold_lease_revoke_seconds", "mount" => entry.mount_path.clone())
             .record(started.elapsed().as_secs_f64());
         Ok(true)
+    }
+
+    /// Queues a revocation that was refused before it ran (its target is
+    /// paused): due when the pause ends, expired now so it cannot be renewed
+    /// back, and with nothing counted against its retry budget. A pending lease
+    /// gets its first due slot here, so it is never stranded until an unseal.
+    async fn defer(&self, entry: &mut LeaseEntry, refused: &PluginError) -> Result<(), LeaseError> {
+        let now = unix_now();
+        let pause = refused
+            .retry_after()
+            .map_or(1, |after| after.as_secs_f64().ceil() as u64)
+            .max(1);
+        let previous_due = entry.due_at;
+        entry.due_at = now + pause;
+        entry.expire_at = entry.expire_at.min(now);
+        self.store.update(entry, Some(previous_due)).await?;
+        Ok(())
     }
 
     /// Schedules the next attempt after a failed revocation, or marks the lease
@@ -792,8 +814,19 @@ impl Leases {
         Ok(())
     }
 
-    /// Whether the barrier is sealed (the worker idles).
+    /// Whether leases may change now: unsealed and counted.
+    pub fn is_active(&self) -> bool {
+        self.active.load(std::sync::atomic::Ordering::SeqCst) && !self.barrier.is_sealed()
+    }
+
+    /// Opens (after an unseal, once counted) or closes (at seal) the leases.
+    pub fn set_active(&self, active: bool) {
+        self.active
+            .store(active, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Whether the worker idles: sealed, or not yet counted.
     fn sealed(&self) -> bool {
-        self.barrier.is_sealed()
+        !self.is_active()
     }
 }

@@ -7,19 +7,26 @@
 //!   to its connection's lane, skipping leases whose lane is full or paused.
 //!   It keeps its place between rounds, so leases behind thousands of overdue
 //!   ones on a dead target are still reached within a round or two;
-//! - each connection's **lane** holds a short queue and runs up to
+//! - each connection's **lane** holds a queue and runs up to
 //!   `revocations_per_connection` revocations at once. A lane pulls its next
 //!   lease the moment one finishes, so throughput is bounded by the target and
-//!   the CPU, not by pauses between passes. A lane whose target is paused (its
-//!   breaker is open) drops its queue and takes nothing until the pause ends;
-//!   nothing is recorded against those leases, which stay due.
+//!   the CPU, not by pauses between passes. A queued lease is not claimed: a
+//!   client may still renew or revoke it, and the runner that reaches it reads
+//!   it again (and skips it if it is gone or no longer due). A lane whose target
+//!   is paused (its breaker is open) drops its queue and takes nothing until the
+//!   pause ends; the leases are queued for when it does.
+//!
+//! Each round walks every due key (keys only, and a lease's connection is
+//! remembered after its first read), handing each lane up to its queue's size:
+//! the cost of a round grows with what is due, and a lane with many due leases
+//! needs about one round per queue-full of them.
 //!
 //! Plugin instances, the connection's own `max_parallel` and the breaker are the
 //! plugin runtime's admission (`plugin::admission`); the lanes only decide order.
 
 use super::{LeaseError, Leases, Mode};
 use crate::clock::unix_now;
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -27,6 +34,8 @@ use std::time::{Duration, Instant};
 const PAGE: usize = 1024;
 /// Pages one round reads before yielding to the rest of the server.
 const PAGES_PER_ROUND: usize = 8;
+/// Leases a lane queues at most, beyond those running.
+const LANE_QUEUE: usize = 512;
 /// Longest sleep between rounds.
 const IDLE: Duration = Duration::from_secs(1);
 /// Pause after a failed round (storage trouble).
@@ -36,6 +45,8 @@ const AFTER_ERROR: Duration = Duration::from_secs(1);
 #[derive(Default)]
 pub(super) struct Lanes {
     lanes: Mutex<HashMap<String, Arc<Lane>>>,
+    /// Every lease in some lane's queue, so a round does not queue it twice.
+    queued: Mutex<HashSet<String>>,
 }
 
 /// One connection's queue of due leases.
@@ -54,6 +65,10 @@ struct LaneState {
 }
 
 impl Lanes {
+    fn queued(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
+        self.queued.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     fn get(&self, key: &str) -> Arc<Lane> {
         self.lanes
             .lock()
@@ -151,7 +166,6 @@ impl Leases {
             },
         };
         let lane = self.lanes.get(&connection);
-        let capacity = 2 * self.settings.revocations_per_connection.max(1);
         {
             let mut state = lane.lock();
             if state
@@ -161,12 +175,7 @@ impl Leases {
                 return Ok(());
             }
             state.paused_until = None;
-            if state.queue.len() >= capacity {
-                return Ok(());
-            }
-            // Claimed here, so nothing else starts it; a lease someone else
-            // holds (being created, renewed or revoked) is left for later.
-            if !self.try_hold(&id) {
+            if state.queue.len() >= LANE_QUEUE || !self.lanes.queued().insert(id.clone()) {
                 return Ok(());
             }
             state.queue.push_back((due_at, id));
@@ -202,10 +211,18 @@ impl Leases {
         let mut item = first;
         loop {
             let (due_at, id) = item;
-            let result = self
-                .revoke_claimed(&id, Mode::Normal, Some((due_at, now.max(unix_now()))))
-                .await;
-            self.release(&id);
+            self.lanes.queued().remove(&id);
+            // Claimed only now: a lease someone else holds (being created,
+            // renewed or revoked) is theirs, and offered again if still due.
+            let result = if self.try_hold(&id) {
+                let result = self
+                    .revoke_claimed(&id, Mode::Normal, Some((due_at, now.max(unix_now()))))
+                    .await;
+                self.release(&id);
+                result
+            } else {
+                Ok(false)
+            };
             match result {
                 Ok(true) => tracing::info!(lease_id = %id, "lease expired and was revoked"),
                 Ok(false) => {}
@@ -245,8 +262,9 @@ impl Leases {
             state.paused_until = Some(Instant::now() + pause);
             state.queue.drain(..).collect()
         };
+        let mut queued = self.lanes.queued();
         for (_, id) in dropped {
-            self.release(&id);
+            queued.remove(&id);
         }
     }
 }

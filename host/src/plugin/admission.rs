@@ -64,7 +64,8 @@ pub enum Outcome {
 /// Sizes of the shares.
 #[derive(Debug, Clone)]
 pub struct AdmissionConfig {
-    /// The wasmtime pool's size: calls that may run at once in all.
+    /// Calls that may run at once in all (the wasmtime pool holds a few more,
+    /// for loading plugins).
     pub max_instances: u32,
     /// Of those, slots only revocations use.
     pub reserved_for_revocation: u32,
@@ -74,11 +75,31 @@ pub struct AdmissionConfig {
     pub queue_timeout: Duration,
 }
 
-/// A connection's turn-taking and breaker.
+/// Instances kept for reading a freshly loaded plugin's `info`, outside every
+/// share, so loading a plugin never waits behind (or fails because of) calls.
+pub const LOAD_SLOTS: u32 = 2;
+
+/// A connection's turn-taking and breaker. One per connection for the life of
+/// the process: a new `max_parallel` replaces only the semaphore.
 struct Gate {
-    turns: Arc<Semaphore>,
-    size: u32,
+    turns: Mutex<(Arc<Semaphore>, u32)>,
     breaker: Mutex<Breaker>,
+}
+
+impl Gate {
+    fn turns(&self, size: u32) -> Arc<Semaphore> {
+        let mut turns = self.turns.lock().unwrap_or_else(|e| e.into_inner());
+        if turns.1 != size {
+            // Calls already admitted finish on the old semaphore; new ones take
+            // turns on the new size.
+            *turns = (Arc::new(Semaphore::new(size as usize)), size);
+        }
+        turns.0.clone()
+    }
+
+    fn breaker(&self) -> std::sync::MutexGuard<'_, Breaker> {
+        self.breaker.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 #[derive(Default)]
@@ -132,6 +153,7 @@ pub struct Admission {
     config: AdmissionConfig,
     foreground: Arc<Semaphore>,
     revocation: Arc<Semaphore>,
+    loads: Arc<Semaphore>,
     mounts: Mutex<HashMap<String, Arc<Semaphore>>>,
     gates: Mutex<HashMap<String, Arc<Gate>>>,
 }
@@ -141,19 +163,14 @@ pub struct Admitted {
     gate: Option<Arc<Gate>>,
     /// This call is the breaker's probe and has not reported yet.
     probe: bool,
-    _turn: Option<OwnedSemaphorePermit>,
-    _mount: Option<OwnedSemaphorePermit>,
-    _slot: OwnedSemaphorePermit,
+    _permits: Vec<OwnedSemaphorePermit>,
 }
 
 impl Admitted {
     /// Tells the connection's breaker how the call went.
     pub fn finish(mut self, outcome: Outcome) {
         if let Some(gate) = &self.gate {
-            gate.breaker
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .record(outcome, self.probe, Instant::now());
+            gate.breaker().record(outcome, self.probe, Instant::now());
             if outcome == Outcome::TimedOut {
                 metrics::counter!("leasehold_connection_timeouts_total").increment(1);
             }
@@ -167,12 +184,19 @@ impl Drop for Admitted {
     /// breaker waiting for a verdict forever.
     fn drop(&mut self) {
         if let (true, Some(gate)) = (self.probe, &self.gate) {
-            gate.breaker
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .probing = false;
+            gate.breaker().probing = false;
         }
     }
+}
+
+/// Whether a call heeds its connection's breaker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Breaking {
+    /// Refused while the breaker is open.
+    Heed,
+    /// Goes anyway (a forced revocation makes one real attempt), still taking
+    /// its turn; its outcome still counts.
+    Ignore,
 }
 
 impl Admission {
@@ -183,35 +207,39 @@ impl Admission {
         Self {
             foreground: Arc::new(Semaphore::new((pool - reserved) as usize)),
             revocation: Arc::new(Semaphore::new(reserved as usize)),
+            loads: Arc::new(Semaphore::new(LOAD_SLOTS as usize)),
             mounts: Mutex::new(HashMap::new()),
             gates: Mutex::new(HashMap::new()),
             config,
         }
     }
 
-    fn gate(&self, limit: &ConnectionLimit) -> Arc<Gate> {
-        let size = limit.max_parallel.max(1);
-        let mut gates = self.gates.lock().unwrap_or_else(|e| e.into_inner());
-        let gate = gates.entry(limit.key.clone()).or_insert_with(|| {
-            Arc::new(Gate {
-                turns: Arc::new(Semaphore::new(size as usize)),
-                size,
-                breaker: Mutex::new(Breaker::default()),
+    fn gate(&self, key: &str) -> Arc<Gate> {
+        self.gates
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(key.to_owned())
+            .or_insert_with(|| {
+                Arc::new(Gate {
+                    turns: Mutex::new((Arc::new(Semaphore::new(0)), 0)),
+                    breaker: Mutex::new(Breaker::default()),
+                })
             })
-        });
-        if gate.size != size {
-            // The operator changed `max_parallel`: calls already admitted finish
-            // on the old gate, new ones take turns on the new size. The breaker's
-            // verdict about the target carries over.
-            let breaker =
-                std::mem::take(&mut *gate.breaker.lock().unwrap_or_else(|e| e.into_inner()));
-            *gate = Arc::new(Gate {
-                turns: Arc::new(Semaphore::new(size as usize)),
-                size,
-                breaker: Mutex::new(breaker),
-            });
+            .clone()
+    }
+
+    /// Forgets what was learnt about a connection (its config changed: another
+    /// host, a fixed password): its breaker closes.
+    pub fn forget(&self, key: &str) {
+        if let Some(gate) = self
+            .gates
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(key)
+        {
+            // A probe still out reports to the closed breaker, harmlessly.
+            *gate.breaker() = Breaker::default();
         }
-        gate.clone()
     }
 
     fn mount(&self, mount: &str) -> Arc<Semaphore> {
@@ -227,81 +255,70 @@ impl Admission {
             .clone()
     }
 
+    /// A slot for reading a newly loaded plugin's `info`.
+    pub async fn enter_load(&self) -> OwnedSemaphorePermit {
+        acquire(&self.loads).await
+    }
+
     /// Waits for a call's turn, within the limits above.
     pub async fn enter(
         &self,
         kind: CallKind,
         mount: &str,
         connection: Option<&ConnectionLimit>,
+        breaking: Breaking,
     ) -> Result<Admitted, PluginError> {
-        let gate = connection.map(|limit| self.gate(limit));
-        let check_breaker = |gate: &Gate| {
-            gate.breaker
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .admit(Instant::now())
-                .map_err(|retry_after| PluginError::CircuitOpen { retry_after })
+        let gate = connection.map(|limit| self.gate(&limit.key));
+        let refused = |retry_after| {
+            metrics::counter!("leasehold_plugin_calls_refused_total", "reason" => "circuit_open")
+                .increment(1);
+            PluginError::CircuitOpen { retry_after }
         };
-        if let Some(gate) = &gate {
+        if let (Some(gate), Breaking::Heed) = (&gate, breaking) {
             // Refused before waiting: a dead target's callers fail fast.
-            gate.breaker
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .open_until
-                .filter(|until| Instant::now() < *until)
-                .map_or(Ok(()), |until| {
-                    Err(PluginError::CircuitOpen {
-                        retry_after: until - Instant::now(),
-                    })
-                })?;
+            let now = Instant::now();
+            if let Some(until) = gate.breaker().open_until.filter(|until| now < *until) {
+                return Err(refused(until - now));
+            }
         }
-        let wait = async {
-            let turn = match &gate {
-                Some(gate) => Some(acquire(&gate.turns).await),
-                None => None,
-            };
-            let mount = match kind {
-                CallKind::Foreground if !mount.is_empty() => {
-                    Some(acquire(&self.mount(mount)).await)
-                }
-                _ => None,
-            };
-            let slot = match kind {
-                CallKind::Foreground => acquire(&self.foreground).await,
-                CallKind::Revocation => acquire(&self.revocation).await,
-            };
-            (turn, mount, slot)
-        };
-        let (turn, mount_permit, slot) = match kind {
-            CallKind::Revocation => wait.await,
-            CallKind::Foreground => tokio::time::timeout(self.config.queue_timeout, wait)
+        let mut needed = Vec::with_capacity(3);
+        if let (Some(gate), Some(limit)) = (&gate, connection) {
+            needed.push(gate.turns(limit.max_parallel.max(1)));
+        }
+        if kind == CallKind::Foreground && !mount.is_empty() {
+            needed.push(self.mount(mount));
+        }
+        needed.push(match kind {
+            CallKind::Foreground => self.foreground.clone(),
+            CallKind::Revocation => self.revocation.clone(),
+        });
+        let permits = match kind {
+            CallKind::Revocation => acquire_all(&needed).await,
+            CallKind::Foreground => tokio::time::timeout(self.config.queue_timeout, acquire_all(&needed))
                 .await
                 .map_err(|_| {
                     metrics::counter!("leasehold_plugin_calls_refused_total", "reason" => "busy")
                         .increment(1);
                     PluginError::Busy {
                         what: match connection {
-                            Some(_) => "the connection's calls (max_parallel) and the mount's share are taken",
-                            None => "every plugin instance is taken",
+                            Some(_) => "the connection's calls (max_parallel), the mount's share or the instances are taken",
+                            None => "the mount's share or the instances are taken",
                         },
                         retry_after: Duration::from_secs(1),
                     }
                 })?,
         };
         // Checked again after waiting: the breaker may have opened meanwhile.
-        let probe = match &gate {
-            Some(gate) => check_breaker(gate).inspect_err(|_| {
-                metrics::counter!("leasehold_plugin_calls_refused_total", "reason" => "circuit_open")
-                    .increment(1);
-            })?,
-            None => false,
+        let probe = match (&gate, breaking) {
+            (Some(gate), Breaking::Heed) => {
+                gate.breaker().admit(Instant::now()).map_err(refused)?
+            }
+            _ => false,
         };
         Ok(Admitted {
             gate,
             probe,
-            _turn: turn,
-            _mount: mount_permit,
-            _slot: slot,
+            _permits: permits,
         })
     }
 }
@@ -312,6 +329,38 @@ async fn acquire(semaphore: &Arc<Semaphore>) -> OwnedSemaphorePermit {
         .acquire_owned()
         .await
         .expect("admission semaphores are never closed")
+}
+
+/// One permit of each semaphore, never holding one while waiting for another:
+/// a call that waits for a pool slot must not keep its connection's turn
+/// meanwhile (another call on that connection could have used both). Waits for
+/// whichever was missing, then tries the rest at once, until all are there.
+async fn acquire_all(semaphores: &[Arc<Semaphore>]) -> Vec<OwnedSemaphorePermit> {
+    let mut waiting_on = 0;
+    loop {
+        let first = acquire(&semaphores[waiting_on]).await;
+        let mut held = Vec::with_capacity(semaphores.len());
+        let mut missing = None;
+        for (i, semaphore) in semaphores.iter().enumerate() {
+            if i == waiting_on {
+                continue;
+            }
+            match semaphore.clone().try_acquire_owned() {
+                Ok(permit) => held.push(permit),
+                Err(_) => {
+                    missing = Some(i);
+                    break;
+                }
+            }
+        }
+        match missing {
+            None => {
+                held.push(first);
+                return held;
+            }
+            Some(i) => waiting_on = i,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -338,18 +387,33 @@ mod tests {
     async fn a_connection_takes_turns_and_a_waiter_past_the_queue_timeout_is_busy() {
         let admission = admission();
         let first = admission
-            .enter(CallKind::Foreground, "db", Some(&connection(1)))
+            .enter(
+                CallKind::Foreground,
+                "db",
+                Some(&connection(1)),
+                Breaking::Heed,
+            )
             .await
             .unwrap();
         let refused = admission
-            .enter(CallKind::Foreground, "db", Some(&connection(1)))
+            .enter(
+                CallKind::Foreground,
+                "db",
+                Some(&connection(1)),
+                Breaking::Heed,
+            )
             .await
             .err()
             .unwrap();
         assert!(matches!(refused, PluginError::Busy { .. }), "{refused}");
         first.finish(Outcome::Answered);
         admission
-            .enter(CallKind::Foreground, "db", Some(&connection(1)))
+            .enter(
+                CallKind::Foreground,
+                "db",
+                Some(&connection(1)),
+                Breaking::Heed,
+            )
             .await
             .unwrap();
     }
@@ -362,7 +426,7 @@ mod tests {
             for _ in 0..3 {
                 held.push(
                     admission
-                        .enter(CallKind::Foreground, mount, None)
+                        .enter(CallKind::Foreground, mount, None, Breaking::Heed)
                         .await
                         .unwrap(),
                 );
@@ -370,14 +434,14 @@ mod tests {
         }
         assert!(
             admission
-                .enter(CallKind::Foreground, "c", None)
+                .enter(CallKind::Foreground, "c", None, Breaking::Heed)
                 .await
                 .is_err()
         );
         for _ in 0..2 {
             held.push(
                 admission
-                    .enter(CallKind::Revocation, "c", None)
+                    .enter(CallKind::Revocation, "c", None, Breaking::Heed)
                     .await
                     .unwrap(),
             );
@@ -391,19 +455,19 @@ mod tests {
         for _ in 0..4 {
             held.push(
                 admission
-                    .enter(CallKind::Foreground, "busy", None)
+                    .enter(CallKind::Foreground, "busy", None, Breaking::Heed)
                     .await
                     .unwrap(),
             );
         }
         assert!(
             admission
-                .enter(CallKind::Foreground, "busy", None)
+                .enter(CallKind::Foreground, "busy", None, Breaking::Heed)
                 .await
                 .is_err()
         );
         admission
-            .enter(CallKind::Foreground, "other", None)
+            .enter(CallKind::Foreground, "other", None, Breaking::Heed)
             .await
             .unwrap();
     }
@@ -414,13 +478,13 @@ mod tests {
         let limit = connection(4);
         for _ in 0..BREAKER_THRESHOLD {
             let call = admission
-                .enter(CallKind::Foreground, "db", Some(&limit))
+                .enter(CallKind::Foreground, "db", Some(&limit), Breaking::Heed)
                 .await
                 .unwrap();
             call.finish(Outcome::TimedOut);
         }
         let refused = admission
-            .enter(CallKind::Revocation, "db", Some(&limit))
+            .enter(CallKind::Revocation, "db", Some(&limit), Breaking::Heed)
             .await
             .err()
             .unwrap();
@@ -430,20 +494,115 @@ mod tests {
         assert!(retry_after <= BREAKER_COOLDOWN);
 
         // Past the cooldown, one probe goes; others are still refused meanwhile.
-        admission.gate(&limit).breaker.lock().unwrap().open_until = Some(Instant::now());
+        admission.gate(&limit.key).breaker().open_until = Some(Instant::now());
         let probe = admission
-            .enter(CallKind::Foreground, "db", Some(&limit))
+            .enter(CallKind::Foreground, "db", Some(&limit), Breaking::Heed)
             .await
             .unwrap();
         assert!(
             admission
-                .enter(CallKind::Foreground, "db", Some(&limit))
+                .enter(CallKind::Foreground, "db", Some(&limit), Breaking::Heed)
                 .await
                 .is_err()
         );
         probe.finish(Outcome::Answered);
         admission
-            .enter(CallKind::Foreground, "db", Some(&limit))
+            .enter(CallKind::Foreground, "db", Some(&limit), Breaking::Heed)
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_new_max_parallel_keeps_the_breaker_and_never_jams_it() {
+        let admission = admission();
+        for _ in 0..BREAKER_THRESHOLD {
+            let call = admission
+                .enter(
+                    CallKind::Foreground,
+                    "db",
+                    Some(&connection(4)),
+                    Breaking::Heed,
+                )
+                .await
+                .unwrap();
+            call.finish(Outcome::TimedOut);
+        }
+        admission.gate("mount-uuid/db").breaker().open_until = Some(Instant::now());
+        let probe = admission
+            .enter(
+                CallKind::Foreground,
+                "db",
+                Some(&connection(4)),
+                Breaking::Heed,
+            )
+            .await
+            .unwrap();
+        // The operator changes max_parallel while the probe is out.
+        assert!(
+            admission
+                .enter(
+                    CallKind::Foreground,
+                    "db",
+                    Some(&connection(8)),
+                    Breaking::Heed
+                )
+                .await
+                .is_err()
+        );
+        probe.finish(Outcome::Answered);
+        let wider = connection(8);
+        // Up to the mount's share (4 here), every call gets a turn.
+        let calls: Vec<_> =
+            futures::future::join_all((0..4).map(|_| {
+                admission.enter(CallKind::Foreground, "db", Some(&wider), Breaking::Heed)
+            }))
+            .await;
+        assert!(calls.iter().all(Result::is_ok));
+    }
+
+    #[tokio::test]
+    async fn a_forced_call_goes_through_an_open_breaker_and_forget_closes_it() {
+        let admission = admission();
+        for _ in 0..BREAKER_THRESHOLD {
+            admission
+                .enter(
+                    CallKind::Revocation,
+                    "db",
+                    Some(&connection(2)),
+                    Breaking::Heed,
+                )
+                .await
+                .unwrap()
+                .finish(Outcome::TimedOut);
+        }
+        assert!(
+            admission
+                .enter(
+                    CallKind::Revocation,
+                    "db",
+                    Some(&connection(2)),
+                    Breaking::Heed
+                )
+                .await
+                .is_err()
+        );
+        admission
+            .enter(
+                CallKind::Revocation,
+                "db",
+                Some(&connection(2)),
+                Breaking::Ignore,
+            )
+            .await
+            .unwrap();
+        admission.forget("mount-uuid/db");
+        admission
+            .enter(
+                CallKind::Revocation,
+                "db",
+                Some(&connection(2)),
+                Breaking::Heed,
+            )
             .await
             .unwrap();
     }

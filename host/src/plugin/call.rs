@@ -8,7 +8,7 @@
 //! However the call ends, the result is a typed [`PluginError`], never a panic, and
 //! the engine and other calls are unaffected.
 
-use super::admission::{CallKind, ConnectionLimit, Outcome};
+use super::admission::{Breaking, CallKind, ConnectionLimit, Outcome};
 use super::bindings::{self, LeaseInfo, PluginInfo, PluginPre};
 use super::runtime::{EPOCH_TICK, RuntimeInner};
 use super::sandbox::{CallLabels, Sandbox};
@@ -29,6 +29,8 @@ pub struct CallScope {
     pub grants: Grants,
     /// The connection the call is for; its calls take turns and share a breaker.
     pub connection: Option<ConnectionLimit>,
+    /// Whether the call goes even while the connection's breaker is open.
+    pub breaking: Breaking,
 }
 
 impl CallScope {
@@ -38,7 +40,15 @@ impl CallScope {
             mount: mount.into(),
             grants,
             connection: None,
+            breaking: Breaking::Heed,
         }
+    }
+
+    /// The same scope for a forced revocation: one real attempt even while the
+    /// connection's breaker is open (still taking its turn).
+    pub fn forced(mut self) -> Self {
+        self.breaking = Breaking::Ignore;
+        self
     }
 
     /// The same scope, on `connection`.
@@ -274,7 +284,12 @@ impl Plugin {
         let admitted = self
             .runtime
             .admission
-            .enter(kind, &scope.mount, scope.connection.as_ref())
+            .enter(
+                kind,
+                &scope.mount,
+                scope.connection.as_ref(),
+                scope.breaking,
+            )
             .await;
         let plugin = self.info.name.clone();
         let admitted = match admitted {
@@ -312,10 +327,7 @@ pub(crate) async fn call_info(
     pre: &PluginPre<Sandbox>,
     labels: CallLabels,
 ) -> Result<PluginInfo, PluginError> {
-    let admitted = runtime
-        .admission
-        .enter(CallKind::Foreground, "", None)
-        .await?;
+    let _slot = runtime.admission.enter_load().await;
     let info = run_in_sandbox(
         runtime,
         pre,
@@ -330,7 +342,6 @@ pub(crate) async fn call_info(
         },
     )
     .await;
-    admitted.finish(Outcome::Answered);
     let info = info?;
     within(
         info.name.len()

@@ -85,7 +85,9 @@ impl Runtime {
     pub fn new(config: RuntimeConfig) -> Result<Self, LoadError> {
         let runtime_error = |err: wasmtime::Error| LoadError::Runtime(format!("{err:#}"));
         let mut pool = PoolingAllocationConfig::new();
-        let instances = config.max_instances.max(1);
+        // The admission's shares, plus the slots for reading a new plugin's info.
+        let calls = config.max_instances.max(2);
+        let instances = calls + super::admission::LOAD_SLOTS;
         pool.total_component_instances(instances)
             .total_core_instances(instances * CORE_INSTANCES_PER_COMPONENT)
             .total_memories(instances * 2)
@@ -116,7 +118,7 @@ impl Runtime {
         };
         let ticker = EpochTicker::start(engine.clone());
         let admission = Admission::new(AdmissionConfig {
-            max_instances: instances,
+            max_instances: calls,
             reserved_for_revocation: config.reserved_for_revocation,
             max_calls_per_mount: config.max_calls_per_mount,
             queue_timeout: config.queue_timeout,
@@ -136,6 +138,12 @@ impl Runtime {
     /// The limits in force.
     pub fn config(&self) -> &RuntimeConfig {
         &self.inner.config
+    }
+
+    /// Forgets what the breaker learnt about connection `key` (its config
+    /// changed): calls on it are admitted again at once.
+    pub fn forget_connection(&self, key: &str) {
+        self.inner.admission.forget(key);
     }
 
     /// How many compiled plugins the on-disk cache holds.

@@ -85,7 +85,7 @@ impl Resolver {
             .map_err(|err| invalid(format!("connection grants: {err}")))?;
         let hint = ObjectSchema::parse(&entry.config_schema).max_parallel_hint();
         let limit = ConnectionLimit {
-            key: format!("{}/{name}", mount.uuid),
+            key: connection_key(mount, name),
             max_parallel: connection.parallel_calls(hint),
         };
         Ok(Target {
@@ -211,11 +211,18 @@ impl Secrets {
 
     /// Work for a freshly unsealed barrier: bundled plugins registered, the mount
     /// table reloaded, lease counts taken, and pending leases of a dead process
-    /// revoked (in the background).
+    /// revoked (in the background). Until the counts are taken, nothing issues or
+    /// revokes a lease ([`Self::is_active`]).
     pub async fn activate(&self) -> Result<(), SecretsError> {
-        self.catalog.register_bundled().await?;
+        self.leases.set_active(false);
+        let registered = self.catalog.register_bundled().await;
         self.mounts.forget();
-        self.leases.load_counts().await?;
+        let counted = self.leases.load_counts().await;
+        // Open even if something above failed (it is logged): a sealed-looking
+        // server would help no one. Counts that failed to load start from zero.
+        self.leases.set_active(true);
+        registered?;
+        counted?;
         // In the background: a dead target must not hold up the unseal. What
         // fails is retried by the worker like any revocation.
         let leases = self.leases.clone();
@@ -225,6 +232,17 @@ impl Secrets {
             }
         });
         Ok(())
+    }
+
+    /// Whether requests may be served: unsealed and activated.
+    pub fn is_active(&self) -> bool {
+        self.leases.is_active()
+    }
+
+    /// At seal: nothing issues or revokes until the next activation.
+    pub fn deactivate(&self) {
+        self.leases.set_active(false);
+        self.mounts.forget();
     }
 
     /// The catalog entry a mount or connection names.
@@ -413,8 +431,12 @@ impl Secrets {
                 .unwrap_or(0),
             config,
         };
-        let target = self.resolver.target(mount, name, &connection).await?;
+        let mut target = self.resolver.target(mount, name, &connection).await?;
         if connection.verify_connection {
+            // A config not yet saved is checked outside the connection's turns
+            // and breaker: the operator may be fixing the very target that
+            // opened it.
+            target.scope.connection = None;
             target
                 .plugin
                 .validate(&target.scope, &target.config, None)
@@ -423,6 +445,9 @@ impl Secrets {
         self.data
             .put_connection(&mount.uuid, name, &connection)
             .await?;
+        self.catalog
+            .runtime()
+            .forget_connection(&connection_key(mount, name));
         Ok(())
     }
 
@@ -481,6 +506,9 @@ impl Secrets {
         self.data
             .put_connection(&mount.uuid, name, &connection)
             .await?;
+        self.catalog
+            .runtime()
+            .forget_connection(&connection_key(mount, name));
         Ok(())
     }
 
@@ -643,6 +671,11 @@ const VAULT_ROLE_FIELDS: &[&str] = &[
     "credential_type",
     "credential_config",
 ];
+
+/// The key a connection's calls take turns and share a breaker under.
+fn connection_key(mount: &MountEntry, name: &str) -> String {
+    format!("{}/{name}", mount.uuid)
+}
 
 fn check_name(what: &str, name: &str) -> Result<(), SecretsError> {
     if crate::ids::is_plain_name(name) {
