@@ -8,7 +8,7 @@
 
 use crate::barrier::{Barrier, BarrierError, BarrierOp};
 use crate::clock::unix_now;
-use crate::plugin::{Plugin, Runtime};
+use crate::plugin::{ArtifactPins, Plugin, Runtime};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -16,6 +16,8 @@ use std::sync::{Arc, Mutex};
 
 const ENTRIES: &str = "sys/plugins/catalog/";
 const BYTES: &str = "sys/plugins/wasm/";
+/// Digests of the compiled artifacts in the on-disk cache, by file name.
+const ARTIFACTS: &str = "sys/plugins/artifacts/";
 
 /// The plugins compiled into the server, registered at first start.
 pub const BUNDLED: &[&[u8]] = &[
@@ -106,6 +108,28 @@ pub struct Catalog {
     loaded: Mutex<HashMap<String, Arc<Plugin>>>,
 }
 
+/// The barrier is where only the broker writes: an artifact is trusted only if
+/// its digest was recorded here.
+struct BarrierPins<'a>(&'a Barrier);
+
+#[async_trait::async_trait]
+impl ArtifactPins for BarrierPins<'_> {
+    async fn pinned(&self, artifact: &str) -> Option<String> {
+        let digest = self.0.get(&format!("{ARTIFACTS}{artifact}")).await.ok()??;
+        String::from_utf8(digest.to_vec()).ok()
+    }
+
+    async fn pin(&self, artifact: &str, digest: &str) {
+        if let Err(err) = self
+            .0
+            .put(&format!("{ARTIFACTS}{artifact}"), digest.as_bytes())
+            .await
+        {
+            tracing::warn!(error = %err, "could not record a compiled plugin's digest; it is compiled again next time");
+        }
+    }
+}
+
 fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
@@ -158,7 +182,7 @@ impl Catalog {
         }
         let plugin = self
             .runtime
-            .load(bytes)
+            .load_pinned(bytes, Some(&BarrierPins(&self.barrier)))
             .await
             .map_err(|err| CatalogError::Invalid(err.to_string()))?;
         let info = plugin.info().clone();
@@ -320,7 +344,7 @@ impl Catalog {
             .ok_or_else(|| CatalogError::Unknown(format!("{} {}", entry.name, entry.version)))?;
         let plugin = Arc::new(
             self.runtime
-                .load(&bytes)
+                .load_pinned(&bytes, Some(&BarrierPins(&self.barrier)))
                 .await
                 .map_err(|err| CatalogError::Invalid(err.to_string()))?,
         );

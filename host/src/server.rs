@@ -58,11 +58,9 @@ pub async fn run(mode: Mode) -> Result<(), String> {
     let barrier = Arc::new(Barrier::new(storage));
     let tokens = TokenStore::new(barrier.clone());
     let lifecycle = Arc::new(Lifecycle::new(barrier.clone(), tokens.clone()));
-    let cache_dir = if dev {
-        user_cache_dir()
-    } else {
-        Some(config.data_dir.join("plugin-cache"))
-    };
+    // Cached artifacts are trusted only by their digests in the barrier, and a
+    // `--dev` barrier dies with the process: its plugins are compiled each time.
+    let cache_dir = (!dev).then(|| config.data_dir.join("plugin-cache"));
     let runtime = Runtime::new(
         config
             .plugins
@@ -186,20 +184,24 @@ fn raise_open_file_limit() {
     }
 }
 
-/// Compiled plugins for `--dev` survive its temporary data directory here, so a
-/// second start is fast.
-fn user_cache_dir() -> Option<std::path::PathBuf> {
-    let base = std::env::var_os("XDG_CACHE_HOME")
-        .map(std::path::PathBuf::from)
-        .or_else(|| {
-            std::env::var_os("HOME").map(|home| std::path::PathBuf::from(home).join(".cache"))
-        })?;
-    Some(base.join("leasehold").join("plugins"))
-}
-
 /// Unseals with the shares in `path`, one per line (hex or base64), for unattended
 /// restarts. Weaker than shares held by people: whoever reads the file can unseal.
 async fn unseal_from_file(lifecycle: &Lifecycle, path: &std::path::Path) -> Result<(), String> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path)
+            .map_err(|err| format!("reading unseal key file {}: {err}", path.display()))?
+            .permissions()
+            .mode();
+        if mode & 0o077 != 0 {
+            return Err(format!(
+                "unseal key file {} may be read or written by others (mode {:o}); it unseals everything: chmod 600 it",
+                path.display(),
+                mode & 0o777
+            ));
+        }
+    }
     let text = zeroize::Zeroizing::new(
         std::fs::read_to_string(path)
             .map_err(|err| format!("reading unseal key file {}: {err}", path.display()))?,

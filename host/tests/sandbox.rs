@@ -4,7 +4,8 @@
 //! well-behaved call right after it must succeed: the engine survives every plugin.
 
 use leasehold_host::plugin::{
-    CallScope, Failure, Grants, LeaseInfo, LoadError, Plugin, PluginError, Runtime, RuntimeConfig,
+    CallScope, Failure, Grants, LeaseInfo, LoadError, MemoryPins, Plugin, PluginError, Runtime,
+    RuntimeConfig,
 };
 use leasehold_plugin_artifacts as artifacts;
 use secrecy::SecretString;
@@ -426,7 +427,7 @@ async fn a_loaded_plugin_describes_itself_and_is_identified_by_sha256() {
 }
 
 #[tokio::test]
-async fn compiled_plugins_are_cached_on_disk_and_reused() {
+async fn compiled_plugins_are_cached_on_disk_and_a_swapped_artifact_is_never_run() {
     let dir = tempfile::tempdir().unwrap();
     let cached = || {
         Runtime::new(RuntimeConfig {
@@ -435,34 +436,90 @@ async fn compiled_plugins_are_cached_on_disk_and_reused() {
         })
         .unwrap()
     };
-    let bytes = artifacts::read(artifacts::NOOP);
+    // Where the broker records what it wrote (the barrier, in the server).
+    let pins = MemoryPins::default();
+    let noop = artifacts::read(artifacts::NOOP);
+    let hostile = artifacts::read(artifacts::HOSTILE);
     let first = cached();
-    first.load(&bytes).await.unwrap();
-    assert_eq!(first.cached_artifacts(), 1);
+    first.load_pinned(&noop, Some(&pins)).await.unwrap();
+    first.load_pinned(&hostile, Some(&pins)).await.unwrap();
+    assert_eq!(first.cached_artifacts(), 2);
 
     // A second runtime (a restart) loads the artifact instead of compiling.
     let second = cached();
-    let plugin = second.load(&bytes).await.unwrap();
-    assert_eq!(second.cached_artifacts(), 1);
+    let plugin = second.load_pinned(&noop, Some(&pins)).await.unwrap();
+    assert_eq!(second.cached_artifacts(), 2);
     let scope = CallScope::new("noop", Grants::none());
     plugin
         .create(&scope, &config(json!({})), "{}", &lease())
         .await
         .unwrap();
-
-    // A damaged artifact is compiled again and replaced, never trusted. (The
-    // artifact is memory-mapped while loaded, so nothing may still use it.)
     drop((plugin, second, first));
-    for entry in std::fs::read_dir(dir.path().join("cache")).unwrap() {
-        std::fs::write(entry.unwrap().path(), b"damaged").unwrap();
-    }
+
+    // Someone who can write the cache puts the hostile plugin's (valid) native
+    // code where noop's artifact is: it is not run, noop is compiled again.
+    let artifacts_on_disk: Vec<_> = std::fs::read_dir(dir.path().join("cache"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    let noop_sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&noop));
+    let (noop_path, hostile_path): (Vec<_>, Vec<_>) = artifacts_on_disk.iter().partition(|p| {
+        p.file_name()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .starts_with(&noop_sha)
+    });
+    std::fs::copy(hostile_path[0], noop_path[0]).unwrap();
     let third = cached();
-    let plugin = third.load(&bytes).await.unwrap();
+    let plugin = third.load_pinned(&noop, Some(&pins)).await.unwrap();
+    assert_eq!(plugin.info().name, "noop");
     plugin
         .create(&scope, &config(json!({})), "{}", &lease())
         .await
         .unwrap();
-    assert_eq!(third.cached_artifacts(), 1);
+    // The replaced artifact verifies again.
+    drop(plugin);
+    let fourth = cached();
+    assert_eq!(
+        fourth
+            .load_pinned(&noop, Some(&pins))
+            .await
+            .unwrap()
+            .info()
+            .name,
+        "noop"
+    );
+
+    // Without a record of what was written (another broker's pins), the cache
+    // is not trusted at all: everything is compiled.
+    let strangers = MemoryPins::default();
+    let fifth = cached();
+    assert_eq!(
+        fifth
+            .load_pinned(&noop, Some(&strangers))
+            .await
+            .unwrap()
+            .info()
+            .name,
+        "noop"
+    );
+}
+
+#[test]
+fn a_cache_directory_others_may_write_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    std::fs::create_dir(&cache).unwrap();
+    std::fs::set_permissions(&cache, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let err = Runtime::new(RuntimeConfig {
+        cache_dir: Some(cache),
+        ..RuntimeConfig::default()
+    })
+    .err()
+    .unwrap();
+    assert!(err.to_string().contains("others may write"), "{err}");
 }
 
 #[tokio::test]

@@ -217,3 +217,40 @@ fn requests_are_audited_hmacd_chained_and_refused_when_no_device_writes() {
         json!({})
     );
 }
+
+#[test]
+fn sealing_with_an_audit_device_enabled_works_and_is_audited() {
+    let root = tempfile::tempdir().unwrap();
+    let server = Server::with_data_dir(&data_dir(&root));
+    let client = Client::new();
+    let (token, share) = server.init_and_unseal_keeping_share();
+    let log = root.path().join("audit.log");
+    let (status, body) = call(
+        &client,
+        &server,
+        "PUT",
+        "sys/audit/file",
+        &token,
+        json!({ "type": "file", "options": { "file_path": log.to_str().unwrap() } }),
+    );
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+
+    let (status, body) = call(&client, &server, "PUT", "sys/seal", &token, json!({}));
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    let text = std::fs::read_to_string(&log).unwrap();
+    let sealed = text
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .find(|l| l["type"] == "response" && l["request"]["path"] == "sys/seal")
+        .expect("the seal's response is audited");
+    assert_eq!(sealed["response"]["status"], json!(204));
+    let (ok, report) = verify(&log);
+    assert!(ok, "{report}");
+
+    // Sealed indeed, and it unseals again with audit still on.
+    let (status, _) = call(&client, &server, "GET", "sys/mounts", &token, Value::Null);
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    server.unseal(&share);
+    let (status, _) = call(&client, &server, "GET", "sys/mounts", &token, Value::Null);
+    assert_eq!(status, StatusCode::OK);
+}

@@ -1,5 +1,7 @@
-//! What is on disk: an unseal key file for unattended restarts, and values that
-//! were altered or moved in the data directory, which must be errors, never data.
+//! What is on disk: a data directory only the broker's user can read, an unseal
+//! key file for unattended restarts (refused when others can read it), and
+//! values that were altered or moved in the data directory, which must be
+//! errors, never data.
 
 mod support;
 
@@ -35,6 +37,14 @@ fn an_unseal_key_file_unseals_at_start() {
         .json()
         .unwrap();
     server.stop();
+    // The data directory and the database are the broker's user's alone.
+    let mode = |path: std::path::PathBuf| {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+    };
+    assert_eq!(mode(root.path().join("data")), 0o700);
+    assert_eq!(mode(root.path().join("data").join("leasehold.redb")), 0o600);
+    assert_eq!(mode(root.path().join("data").join("plugin-cache")), 0o700);
 
     let key_file = root.path().join("unseal.keys");
     std::fs::write(
@@ -50,6 +60,17 @@ fn an_unseal_key_file_unseals_at_start() {
         root.path(),
         &format!("unseal_key_file = {:?}\n", key_file.display().to_string()),
     );
+    // Readable by others: refused, naming the fix and no share.
+    let refused = std::process::Command::new(env!("CARGO_BIN_EXE_leasehold"))
+        .args(["server", "--config", with_file.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("chmod 600"), "{stderr}");
+    assert!(!stderr.contains(init["keys"][0].as_str().unwrap()));
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600)).unwrap();
     let server = Server::start(&["server", "--config", with_file.to_str().unwrap()]);
     assert_eq!(
         Client::new()

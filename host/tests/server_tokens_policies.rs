@@ -377,3 +377,42 @@ fn bad_policy_and_token_requests_are_refused_and_change_nothing() {
         StatusCode::NOT_FOUND
     );
 }
+
+/// Durations that would overflow an expiry time are refused, and nothing is
+/// created or changed.
+#[test]
+fn absurd_ttls_and_increments_are_refused() {
+    let root = tempfile::tempdir().unwrap();
+    let server = Server::with_data_dir(&data_dir(&root));
+    let api = server.api(&server.init_and_unseal());
+    let huge = u64::MAX.to_string();
+    for body in [
+        json!({"ttl": u64::MAX}),
+        json!({"ttl": huge}),
+        json!({"explicit_max_ttl": u64::MAX}),
+        json!({"ttl": "2562047788015215h"}),
+    ] {
+        let (status, reply) = api.put("auth/token/create", body.clone());
+        assert_eq!(status, 400, "{body}: {reply}");
+        assert!(
+            reply["errors"][0].as_str().unwrap().contains("100 years"),
+            "{reply}"
+        );
+    }
+    let (_, created) = api.put("auth/token/create", json!({"ttl": "1h"}));
+    let child = server.api(created["auth"]["client_token"].as_str().unwrap());
+    let (status, reply) = child.put("auth/token/renew-self", json!({"increment": u64::MAX}));
+    assert_eq!(status, 400, "{reply}");
+    let (_, looked) = child.get("auth/token/lookup-self");
+    assert!(looked["data"]["ttl"].as_u64().unwrap() <= 3600, "{looked}");
+    let (status, reply) = api.put(
+        "sys/mounts/n",
+        json!({"type": "noop", "config": {"max_lease_ttl": u64::MAX}}),
+    );
+    assert_eq!(status, 400, "{reply}");
+    assert!(
+        reply["errors"][0].as_str().unwrap().contains("100 years"),
+        "{reply}"
+    );
+    assert_eq!(api.get("sys/mounts/n").0, 404);
+}

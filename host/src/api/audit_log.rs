@@ -4,6 +4,7 @@
 
 use super::AppState;
 use super::response::ApiError;
+use crate::audit::AuditRegistry;
 use axum::body::{Body, to_bytes};
 use axum::extract::{Request, State};
 use axum::http::Method;
@@ -85,7 +86,17 @@ pub async fn audit(State(state): State<AppState>, request: Request, next: Next) 
         "request": request_section,
         "error": "",
     }));
-    if let Err(err) = state.audit.record(&request_entry).await {
+    // The devices of this request: its response goes to the same ones, even if
+    // the request seals the barrier (after which none could be read again).
+    let devices = match state.audit.devices().await {
+        Ok(devices) if !devices.is_empty() => devices,
+        Ok(_) => {
+            tracing::error!("request refused: no audit device can write");
+            return ApiError::internal(crate::audit::AuditError::NoDeviceWrote).into_response();
+        }
+        Err(err) => return ApiError::internal(err).into_response(),
+    };
+    if let Err(err) = AuditRegistry::record_to(&devices, &request_entry).await {
         tracing::error!(error = %err, "request refused: audit failed");
         return ApiError::internal(err).into_response();
     }
@@ -132,7 +143,7 @@ pub async fn audit(State(state): State<AppState>, request: Request, next: Next) 
         "response": { "status": parts.status.as_u16(), "data": data },
         "error": error,
     }));
-    if let Err(err) = state.audit.record(&response_entry).await {
+    if let Err(err) = AuditRegistry::record_to(&devices, &response_entry).await {
         tracing::error!(error = %err, "response could not be audited");
         return ApiError::internal(err).into_response();
     }

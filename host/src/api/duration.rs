@@ -3,7 +3,11 @@
 
 use serde::{Deserialize, Deserializer};
 
-/// A duration in whole seconds.
+/// The longest duration any field takes: a hundred years. Beyond it a value is
+/// a mistake (or an attempt to overflow an expiry time), refused with 400.
+pub const MAX_SECONDS: u64 = 100 * 365 * 24 * 3600;
+
+/// A duration in whole seconds, at most [`MAX_SECONDS`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Seconds(pub u64);
 
@@ -16,14 +20,20 @@ enum Raw {
 
 impl<'de> Deserialize<'de> for Seconds {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        match Raw::deserialize(deserializer)? {
-            Raw::Number(seconds) => Ok(Self(seconds)),
-            Raw::Text(text) => parse(&text).map(Self).ok_or_else(|| {
+        let seconds = match Raw::deserialize(deserializer)? {
+            Raw::Number(seconds) => seconds,
+            Raw::Text(text) => parse(&text).ok_or_else(|| {
                 serde::de::Error::custom(
                     "not a duration: use seconds or a value like 1h, 30m, 1h30m",
                 )
-            }),
+            })?,
+        };
+        if seconds > MAX_SECONDS {
+            return Err(serde::de::Error::custom(
+                "a duration of more than 100 years is not accepted",
+            ));
         }
+        Ok(Self(seconds))
     }
 }
 
@@ -53,5 +63,8 @@ mod tests {
         assert_eq!(parse("\"\""), Some(0));
         assert_eq!(parse("\"soon\""), None);
         assert_eq!(parse("-5"), None);
+        assert_eq!(parse(&u64::MAX.to_string()), None);
+        assert_eq!(parse("\"2562047788015215h\""), None);
+        assert_eq!(parse(&MAX_SECONDS.to_string()), Some(MAX_SECONDS));
     }
 }

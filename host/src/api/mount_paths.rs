@@ -196,7 +196,7 @@ fn seconds(field: &str, value: Value) -> Result<u64, ApiError> {
         .map(|s| s.0)
         .map_err(|_| {
             ApiError::bad_request(format!(
-                "field `{field}` must be a duration (seconds, or like 1h, 30m)"
+                "field `{field}` must be a duration of at most 100 years (seconds, or like 1h, 30m)"
             ))
         })
 }

@@ -200,8 +200,18 @@ impl AuditRegistry {
                 Ok(())
             };
         }
+        Self::record_to(&devices, entry).await
+    }
+
+    /// Writes one entry to each of `devices` (taken before the request ran, so
+    /// a request that seals the barrier still has its response recorded where
+    /// its request was); fails if none wrote.
+    pub async fn record_to(
+        devices: &[Arc<AuditDevice>],
+        entry: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<(), AuditError> {
         let mut wrote = false;
-        for device in &devices {
+        for device in devices {
             let mut hashed = serde_json::Value::Object(entry.clone());
             // `type`, `time` and `error` are the broker's own words, not data.
             device.hmac(&mut hashed);

@@ -222,7 +222,7 @@ impl TokenStore {
             0 => MAX_TTL,
             explicit => explicit.min(MAX_TTL),
         };
-        entry.creation_time + cap
+        entry.creation_time.saturating_add(cap)
     }
 
     /// Creates a token.
@@ -243,7 +243,7 @@ impl TokenStore {
             explicit_max_ttl: new.explicit_max_ttl,
         };
         let ttl = if new.ttl == 0 { MAX_TTL } else { new.ttl };
-        let expire_time = (now + ttl).min(Self::max_expiry(&entry));
+        let expire_time = now.saturating_add(ttl).min(Self::max_expiry(&entry));
         entry.ttl = expire_time - now;
         entry.expire_time = Some(expire_time);
         let token = Token::generate("hvs.");
@@ -297,7 +297,7 @@ impl TokenStore {
             return Err(TokenError::NotRenewable);
         }
         let now = unix_now();
-        let wanted = now + increment.filter(|i| *i > 0).unwrap_or(entry.ttl);
+        let wanted = now.saturating_add(increment.filter(|i| *i > 0).unwrap_or(entry.ttl));
         let max = Self::max_expiry(&entry);
         let expire_time = wanted.min(max);
         let previous = entry.expire_time;

@@ -27,6 +27,7 @@ mod socket_limit;
 
 pub use admission::ConnectionLimit;
 pub use bindings::{LeaseInfo, PluginInfo};
+pub use cache::{ArtifactPins, MemoryPins};
 pub use call::{CallScope, Plugin};
 pub use credential::{Credential, CredentialField, Issued};
 pub use error::{Failure, LoadError, PluginError};

@@ -8,7 +8,7 @@
 
 use super::admission::{Admission, AdmissionConfig};
 use super::bindings::{self, PluginPre};
-use super::cache::ArtifactCache;
+use super::cache::{ArtifactCache, ArtifactPins};
 use super::sandbox::{CallLabels, Sandbox};
 use super::{LoadError, Plugin};
 use sha2::{Digest, Sha256};
@@ -151,24 +151,64 @@ impl Runtime {
         self.inner.cache.as_ref().map_or(0, ArtifactCache::len)
     }
 
-    /// Compiles (or loads from the cache) a component, checks that it implements
-    /// the plugin world, and reads its `info`.
+    /// Compiles a component, checks that it implements the plugin world, and
+    /// reads its `info`. The on-disk cache is not used: nothing here could tell
+    /// a swapped artifact (see [`Runtime::load_pinned`]).
     pub async fn load(&self, bytes: &[u8]) -> Result<Plugin, LoadError> {
+        self.load_pinned(bytes, None).await
+    }
+
+    /// Like [`Runtime::load`], using the on-disk cache: an artifact whose digest
+    /// `pins` recorded is deserialized instead of compiling; anything else is
+    /// compiled, and the new artifact's digest recorded in `pins`.
+    pub async fn load_pinned(
+        &self,
+        bytes: &[u8],
+        pins: Option<&dyn ArtifactPins>,
+    ) -> Result<Plugin, LoadError> {
         let sha256 = hex::encode(Sha256::digest(bytes));
+        let cache = self.inner.cache.as_ref().zip(pins);
+        let artifact = ArtifactCache::name(&self.inner.engine, &sha256);
+        let trusted = match cache {
+            Some((cache, pins)) => match pins.pinned(&artifact).await {
+                Some(expected) => cache.read_verified(&artifact, &expected),
+                None => None,
+            },
+            None => None,
+        };
+        let cache_wanted = cache.is_some();
         let inner = self.inner.clone();
         let owned = bytes.to_vec();
-        let key = sha256.clone();
         // Compiling is CPU-bound for tens of milliseconds: keep it off the reactor.
-        let component = tokio::task::spawn_blocking(move || {
-            let compile = || Component::new(&inner.engine, &owned);
-            match &inner.cache {
-                Some(cache) => cache.load_or_compile(&inner.engine, &key, compile),
-                None => compile(),
+        let (component, written) = tokio::task::spawn_blocking(move || {
+            if let Some(artifact) = trusted {
+                // SAFETY: these bytes were written by `Component::serialize` of this
+                // engine configuration, and their digest is the one the broker
+                // recorded then, where only the broker writes.
+                match unsafe { Component::deserialize(&inner.engine, &artifact) } {
+                    Ok(component) => return Ok((component, None)),
+                    Err(err) => tracing::warn!(error = %err, "a cached plugin artifact did not load; compiling again"),
+                }
             }
+            let component = Component::new(&inner.engine, &owned)?;
+            let written = match &inner.cache {
+                Some(cache) if cache_wanted => match cache.store(&artifact, &component) {
+                    Ok(digest) => Some((artifact, digest)),
+                    Err(err) => {
+                        tracing::warn!(error = %err, "could not cache a compiled plugin");
+                        None
+                    }
+                },
+                _ => None,
+            };
+            Ok::<_, wasmtime::Error>((component, written))
         })
         .await
         .map_err(|err| LoadError::Runtime(format!("compile task failed: {err}")))?
         .map_err(|err| LoadError::InvalidComponent(format!("{err:#}")))?;
+        if let (Some((_, pins)), Some((artifact, digest))) = (cache, written) {
+            pins.pin(&artifact, &digest).await;
+        }
 
         let instance_pre = self
             .inner
