@@ -44,6 +44,19 @@ fn verify(file: &std::path::Path) -> (bool, String) {
     (output.status.success(), text)
 }
 
+/// Enables a file device at `file/` writing to `log`.
+fn enable_file_device(client: &Client, server: &Server, token: &str, log: &std::path::Path) {
+    let (status, body) = call(
+        client,
+        server,
+        "PUT",
+        "sys/audit/file",
+        token,
+        json!({ "type": "file", "options": { "file_path": log.to_str().unwrap() } }),
+    );
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+}
+
 #[test]
 fn requests_are_audited_hmacd_chained_and_refused_when_no_device_writes() {
     let root = tempfile::tempdir().unwrap();
@@ -61,15 +74,7 @@ fn requests_are_audited_hmacd_chained_and_refused_when_no_device_writes() {
     }
 
     let log = root.path().join("audit.log");
-    let (status, body) = call(
-        &client,
-        &server,
-        "PUT",
-        "sys/audit/file",
-        &token,
-        json!({ "type": "file", "options": { "file_path": log.to_str().unwrap() } }),
-    );
-    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    enable_file_device(&client, &server, &token, &log);
     let (_, devices) = call(&client, &server, "GET", "sys/audit", &token, Value::Null);
     assert_eq!(devices["data"]["file/"]["type"], json!("file"));
 
@@ -225,15 +230,7 @@ fn sealing_with_an_audit_device_enabled_works_and_is_audited() {
     let client = Client::new();
     let (token, share) = server.init_and_unseal_keeping_share();
     let log = root.path().join("audit.log");
-    let (status, body) = call(
-        &client,
-        &server,
-        "PUT",
-        "sys/audit/file",
-        &token,
-        json!({ "type": "file", "options": { "file_path": log.to_str().unwrap() } }),
-    );
-    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    enable_file_device(&client, &server, &token, &log);
 
     let (status, body) = call(&client, &server, "PUT", "sys/seal", &token, json!({}));
     assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
