@@ -85,6 +85,30 @@ fn a_rate_limit_refuses_a_client_over_its_rate_and_no_one_else() {
             .contains("leasehold_quota_rate_limited_total{quota=\"mounts\"} 1")
     );
 
+    // Twenty requests at once under a rate of five: exactly five get through.
+    api.ok(
+        "sys/quotas/rate-limit/policies",
+        json!({"path": "sys/policies/acl", "rate": 5, "interval": "1h"}),
+    );
+    let callers: Vec<_> = (0..20)
+        .map(|_| {
+            let (base, token) = (server.base.clone(), root_token.clone());
+            std::thread::spawn(move || support::Api::new(&base, &token).list("sys/policies/acl").0)
+        })
+        .collect();
+    let statuses: Vec<u16> = callers.into_iter().map(|c| c.join().unwrap()).collect();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        5,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 429).count(),
+        15,
+        "{statuses:?}"
+    );
+    assert_eq!(api.delete("sys/quotas/rate-limit/policies").0, 204);
+
     // Listed, then deleted: the limit is gone at once.
     let (status, listed) = api.list("sys/quotas/rate-limit");
     assert_eq!(status, 200);

@@ -1,7 +1,8 @@
 //! Request bodies: JSON, size-limited, strict about field names, clear about
 //! what is wrong.
 //!
-//! An empty body is `{}`. A body over the limit is 413. Malformed JSON, a wrong
+//! An empty body is `{}`. Its size was limited before it got here (413, in
+//! the `read_body` middleware). Malformed JSON, a wrong
 //! type or an unknown field is 400 naming the field; serde's message would quote
 //! the offending value, which may be a secret (an unseal key in the wrong field),
 //! so for wrong values only the path is reported.
@@ -9,7 +10,6 @@
 use super::response::ApiError;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
-use axum::http::StatusCode;
 use serde::de::DeserializeOwned;
 
 /// Largest request body accepted.
@@ -25,16 +25,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
         let bytes = Bytes::from_request(request, state)
             .await
             .map_err(|rejection| {
-                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                    // The limit is per route (the plugin catalog takes whole
-                    // components), so the message does not name one number.
-                    ApiError::new(
-                        StatusCode::PAYLOAD_TOO_LARGE,
-                        "request body is larger than this path accepts",
-                    )
-                } else {
-                    ApiError::bad_request(format!("could not read the request body: {rejection}"))
-                }
+                ApiError::bad_request(format!("could not read the request body: {rejection}"))
             })?;
         let text: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
             b"{}"

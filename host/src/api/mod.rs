@@ -150,8 +150,7 @@ pub fn router(state: AppState, body_read_timeout: std::time::Duration) -> Router
             get(sys_plugins::read)
                 .put(sys_plugins::register)
                 .post(sys_plugins::register)
-                .delete(sys_plugins::deregister)
-                .layer(DefaultBodyLimit::max(sys_plugins::MAX_COMPONENT_BYTES)),
+                .delete(sys_plugins::deregister),
         )
         .route("/v1/sys/mounts", get(sys_mounts::list))
         .route(
@@ -239,7 +238,8 @@ pub fn router(state: AppState, body_read_timeout: std::time::Duration) -> Router
             audit_log::audit,
         ))
         .layer(middleware::from_fn_with_state(state.clone(), sealed_gate))
-        .layer(DefaultBodyLimit::max(body::MAX_BODY_BYTES))
+        // Each path's body limit is decided once, in `read_body`.
+        .layer(DefaultBodyLimit::disable())
         // Outermost: nothing inside waits on a client's body.
         .layer(middleware::from_fn_with_state(
             body_read_timeout,

@@ -132,10 +132,7 @@ async fn route(state: &AppState, request: Request) -> Result<Response, ApiError>
 }
 
 fn names(keys: Vec<String>) -> Result<Response, ApiError> {
-    if keys.is_empty() {
-        return Err(ApiError::not_found());
-    }
-    Ok(Envelope::data(json!({ "keys": keys })).into_response())
+    Ok(Envelope::keys(keys)?.into_response())
 }
 
 /// A list of strings, also accepted as one comma-separated string (Vault does).

@@ -126,6 +126,14 @@ impl Envelope {
         }
     }
 
+    /// Vault's answer to a `LIST`: the keys, or 404 when there are none.
+    pub fn keys(keys: Vec<String>) -> Result<Self, ApiError> {
+        if keys.is_empty() {
+            return Err(ApiError::not_found());
+        }
+        Ok(Self::data(json!({ "keys": keys })))
+    }
+
     /// An envelope with an `auth` block and no data (token creation, renewal).
     pub fn auth(auth: Value) -> Self {
         let mut envelope = Self::data(Value::Null);

@@ -216,7 +216,7 @@ pub async fn list_rate_limits(
     Query(query): Query<ListQuery>,
 ) -> Result<Envelope, ApiError> {
     query.require()?;
-    keys(state.quotas.rate_limit_names().await?)
+    Envelope::keys(state.quotas.rate_limit_names().await?)
 }
 
 /// `PUT sys/quotas/lease-count/:name`.
@@ -277,14 +277,7 @@ pub async fn list_lease_counts(
     Query(query): Query<ListQuery>,
 ) -> Result<Envelope, ApiError> {
     query.require()?;
-    keys(state.quotas.lease_count_names().await?)
-}
-
-fn keys(names: Vec<String>) -> Result<Envelope, ApiError> {
-    if names.is_empty() {
-        return Err(ApiError::not_found());
-    }
-    Ok(Envelope::data(json!({ "keys": names })))
+    Envelope::keys(state.quotas.lease_count_names().await?)
 }
 
 /// Sets the lease-count quota gauges before the metrics are rendered.

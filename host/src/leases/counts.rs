@@ -37,6 +37,15 @@ fn group_of(lease_id: &str) -> &str {
         .map_or(lease_id, |(group, _)| group)
 }
 
+/// Leases in every state under the quota path `path`.
+fn held_under(counts: &BTreeMap<(String, LeaseState), i64>, path: &str) -> u64 {
+    counts
+        .iter()
+        .filter(|((group, _), _)| covers(path, group))
+        .map(|(_, n)| (*n).max(0) as u64)
+        .sum()
+}
+
 impl LeaseCounts {
     /// Moves lease `lease_id` from state `from` to `to` (`None`: not a lease).
     pub fn shift(&self, lease_id: &str, from: Option<LeaseState>, to: Option<LeaseState>) {
@@ -57,15 +66,10 @@ impl LeaseCounts {
     /// already reached; returns the limit's name when it is.
     pub fn admit(&self, lease_id: &str, limit: Option<&LeaseLimit>) -> Result<(), String> {
         let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(limit) = limit.filter(|limit| covers(&limit.path, group_of(lease_id))) {
-            let held: i64 = counts
-                .iter()
-                .filter(|((group, _), _)| covers(&limit.path, group))
-                .map(|(_, n)| (*n).max(0))
-                .sum();
-            if held as u64 >= limit.max {
-                return Err(limit.name.clone());
-            }
+        if let Some(limit) = limit.filter(|limit| covers(&limit.path, group_of(lease_id)))
+            && held_under(&counts, &limit.path) >= limit.max
+        {
+            return Err(limit.name.clone());
         }
         *counts
             .entry((group_of(lease_id).to_owned(), LeaseState::Pending))
@@ -75,13 +79,7 @@ impl LeaseCounts {
 
     /// Leases under the quota path `path`, in every state.
     pub fn under(&self, path: &str) -> u64 {
-        self.counts
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-            .filter(|((group, _), _)| covers(path, group))
-            .map(|(_, n)| (*n).max(0) as u64)
-            .sum()
+        held_under(&self.counts.lock().unwrap_or_else(|e| e.into_inner()), path)
     }
 
     /// Every (mount, state, count), zeros included so a gauge drops to 0.

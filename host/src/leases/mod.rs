@@ -392,13 +392,8 @@ impl Leases {
         }
         // Due now: the worker revokes it without a handle, with its retries,
         // while the client gets its answer without waiting for that.
-        let mut scheduled = entry.clone();
-        scheduled.due_at = unix_now();
-        match self.store.update(&scheduled, None).await {
-            Ok(()) => self.wake.notify_one(),
-            Err(error) => {
-                tracing::warn!(lease_id = %entry.lease_id, %error, "scheduling the revocation of a failed create; recovery revokes it at the next unseal");
-            }
+        if let Err(error) = self.queue_revocation(&mut entry.clone(), unix_now()).await {
+            tracing::warn!(lease_id = %entry.lease_id, %error, "scheduling the revocation of a failed create; recovery revokes it at the next unseal");
         }
     }
 
@@ -498,14 +493,7 @@ impl Leases {
             return Ok(false);
         };
         if entry.state != LeaseState::Pending {
-            // Expired as of now, so a renewal cannot bring it back before the
-            // worker gets to it.
-            let now = unix_now();
-            let previous = entry.due_at;
-            entry.due_at = now;
-            entry.expire_at = entry.expire_at.min(now);
-            self.store.update(&entry, Some(previous)).await?;
-            self.wake.notify_one();
+            self.queue_revocation(&mut entry, unix_now()).await?;
         }
         Ok(true)
     }
@@ -521,9 +509,15 @@ impl Leases {
         prefix: &str,
         force: bool,
     ) -> Result<(usize, Vec<(String, LeaseError)>), LeaseError> {
-        use futures::StreamExt;
         let ids = self.ids_under(prefix).await?;
         let mode = if force { Mode::Force } else { Mode::Normal };
+        Ok(self.revoke_all(ids, mode).await)
+    }
+
+    /// Revokes `ids`, `revocation_workers` at a time: how many were revoked,
+    /// and the failures.
+    async fn revoke_all(&self, ids: Vec<String>, mode: Mode) -> (usize, Vec<(String, LeaseError)>) {
+        use futures::StreamExt;
         let width = self.settings.revocation_workers.max(1);
         let mut results = futures::stream::iter(ids)
             .map(|id| async move {
@@ -540,7 +534,7 @@ impl Leases {
                 Err(err) => failed.push((id, err)),
             }
         }
-        Ok((revoked, failed))
+        (revoked, failed)
     }
 
     /// Queues every lease under `prefix` for the worker, due now, and returns
@@ -585,27 +579,13 @@ impl Leases {
     /// revoked and its descendants), `revocation_workers` at a time. Failures
     /// stay and are retried.
     pub async fn revoke_for_tokens(&self, accessors: &[String]) -> Result<usize, LeaseError> {
-        use futures::StreamExt;
         let mut ids = Vec::new();
         for accessor in accessors {
             ids.extend(self.store.of_token(accessor).await?);
         }
-        let width = self.settings.revocation_workers.max(1);
-        let mut results = futures::stream::iter(ids)
-            .map(|id| async move {
-                let result = self.revoke_entry(&id, Mode::Normal).await;
-                (id, result)
-            })
-            .buffer_unordered(width);
-        let mut revoked = 0;
-        while let Some((id, result)) = results.next().await {
-            match result {
-                Ok(true) => revoked += 1,
-                Ok(false) => {}
-                Err(err) => {
-                    tracing::warn!(lease_id = %id, error = %err, "revoking a lease of a revoked token; will retry")
-                }
-            }
+        let (revoked, failed) = self.revoke_all(ids, Mode::Normal).await;
+        for (id, err) in failed {
+            tracing::warn!(lease_id = %id, error = %err, "revoking a lease of a revoked token; will retry");
         }
         Ok(revoked)
     }
@@ -773,15 +753,25 @@ impl Leases {
     /// back, and with nothing counted against its retry budget. A pending lease
     /// gets its first due slot here, so it is never stranded until an unseal.
     async fn defer(&self, entry: &mut LeaseEntry, refused: &PluginError) -> Result<(), LeaseError> {
-        let now = unix_now();
         let pause = refused
             .retry_after()
             .map_or(1, |after| after.as_secs_f64().ceil() as u64)
             .max(1);
+        Ok(self.queue_revocation(entry, unix_now() + pause).await?)
+    }
+
+    /// Makes `entry` due for the worker at `due_at`, and expired as of now, so a
+    /// renewal cannot bring it back before the worker gets to it.
+    async fn queue_revocation(
+        &self,
+        entry: &mut LeaseEntry,
+        due_at: u64,
+    ) -> Result<(), BarrierError> {
         let previous_due = entry.due_at;
-        entry.due_at = now + pause;
-        entry.expire_at = entry.expire_at.min(now);
+        entry.due_at = due_at;
+        entry.expire_at = entry.expire_at.min(unix_now());
         self.store.update(entry, Some(previous_due)).await?;
+        self.wake.notify_one();
         Ok(())
     }
 
@@ -823,10 +813,5 @@ impl Leases {
     pub fn set_active(&self, active: bool) {
         self.active
             .store(active, std::sync::atomic::Ordering::SeqCst);
-    }
-
-    /// Whether the worker idles: sealed, or not yet counted.
-    fn sealed(&self) -> bool {
-        !self.is_active()
     }
 }

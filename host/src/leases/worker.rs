@@ -102,7 +102,7 @@ impl Leases {
     pub async fn run_worker(self: Arc<Self>) {
         let mut cursor: Option<String> = None;
         loop {
-            if self.sealed() {
+            if !self.is_active() {
                 cursor = None;
                 tokio::time::sleep(IDLE).await;
                 continue;

@@ -366,6 +366,7 @@ async fn acquire_all(semaphores: &[Arc<Semaphore>]) -> Vec<OwnedSemaphorePermit>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use CallKind::{Foreground, Revocation};
 
     fn admission() -> Admission {
         Admission::new(AdmissionConfig {
@@ -376,44 +377,54 @@ mod tests {
         })
     }
 
-    fn connection(max_parallel: u32) -> ConnectionLimit {
-        ConnectionLimit {
-            key: "mount-uuid/db".into(),
+    const DB: &str = "mount-uuid/db";
+
+    /// A call on connection `db` of mount `db`, which takes `max_parallel`.
+    async fn on_db(
+        admission: &Admission,
+        kind: CallKind,
+        max_parallel: u32,
+        breaking: Breaking,
+    ) -> Result<Admitted, PluginError> {
+        let limit = ConnectionLimit {
+            key: DB.into(),
             max_parallel,
+        };
+        admission.enter(kind, "db", Some(&limit), breaking).await
+    }
+
+    /// A call on `mount`, on no connection.
+    async fn on_mount(
+        admission: &Admission,
+        kind: CallKind,
+        mount: &str,
+    ) -> Result<Admitted, PluginError> {
+        admission.enter(kind, mount, None, Breaking::Heed).await
+    }
+
+    /// Opens the breaker of `db` with consecutive timeouts.
+    async fn time_out(admission: &Admission, kind: CallKind, max_parallel: u32) {
+        for _ in 0..BREAKER_THRESHOLD {
+            on_db(admission, kind, max_parallel, Breaking::Heed)
+                .await
+                .unwrap()
+                .finish(Outcome::TimedOut);
         }
     }
 
     #[tokio::test]
     async fn a_connection_takes_turns_and_a_waiter_past_the_queue_timeout_is_busy() {
         let admission = admission();
-        let first = admission
-            .enter(
-                CallKind::Foreground,
-                "db",
-                Some(&connection(1)),
-                Breaking::Heed,
-            )
+        let first = on_db(&admission, Foreground, 1, Breaking::Heed)
             .await
             .unwrap();
-        let refused = admission
-            .enter(
-                CallKind::Foreground,
-                "db",
-                Some(&connection(1)),
-                Breaking::Heed,
-            )
+        let refused = on_db(&admission, Foreground, 1, Breaking::Heed)
             .await
             .err()
             .unwrap();
         assert!(matches!(refused, PluginError::Busy { .. }), "{refused}");
         first.finish(Outcome::Answered);
-        admission
-            .enter(
-                CallKind::Foreground,
-                "db",
-                Some(&connection(1)),
-                Breaking::Heed,
-            )
+        on_db(&admission, Foreground, 1, Breaking::Heed)
             .await
             .unwrap();
     }
@@ -424,27 +435,12 @@ mod tests {
         let mut held = Vec::new();
         for mount in ["a", "b"] {
             for _ in 0..3 {
-                held.push(
-                    admission
-                        .enter(CallKind::Foreground, mount, None, Breaking::Heed)
-                        .await
-                        .unwrap(),
-                );
+                held.push(on_mount(&admission, Foreground, mount).await.unwrap());
             }
         }
-        assert!(
-            admission
-                .enter(CallKind::Foreground, "c", None, Breaking::Heed)
-                .await
-                .is_err()
-        );
+        assert!(on_mount(&admission, Foreground, "c").await.is_err());
         for _ in 0..2 {
-            held.push(
-                admission
-                    .enter(CallKind::Revocation, "c", None, Breaking::Heed)
-                    .await
-                    .unwrap(),
-            );
+            held.push(on_mount(&admission, Revocation, "c").await.unwrap());
         }
     }
 
@@ -453,38 +449,17 @@ mod tests {
         let admission = admission();
         let mut held = Vec::new();
         for _ in 0..4 {
-            held.push(
-                admission
-                    .enter(CallKind::Foreground, "busy", None, Breaking::Heed)
-                    .await
-                    .unwrap(),
-            );
+            held.push(on_mount(&admission, Foreground, "busy").await.unwrap());
         }
-        assert!(
-            admission
-                .enter(CallKind::Foreground, "busy", None, Breaking::Heed)
-                .await
-                .is_err()
-        );
-        admission
-            .enter(CallKind::Foreground, "other", None, Breaking::Heed)
-            .await
-            .unwrap();
+        assert!(on_mount(&admission, Foreground, "busy").await.is_err());
+        on_mount(&admission, Foreground, "other").await.unwrap();
     }
 
     #[tokio::test]
     async fn timeouts_open_the_breaker_and_one_probe_closes_it() {
         let admission = admission();
-        let limit = connection(4);
-        for _ in 0..BREAKER_THRESHOLD {
-            let call = admission
-                .enter(CallKind::Foreground, "db", Some(&limit), Breaking::Heed)
-                .await
-                .unwrap();
-            call.finish(Outcome::TimedOut);
-        }
-        let refused = admission
-            .enter(CallKind::Revocation, "db", Some(&limit), Breaking::Heed)
+        time_out(&admission, Foreground, 4).await;
+        let refused = on_db(&admission, Revocation, 4, Breaking::Heed)
             .await
             .err()
             .unwrap();
@@ -494,20 +469,17 @@ mod tests {
         assert!(retry_after <= BREAKER_COOLDOWN);
 
         // Past the cooldown, one probe goes; others are still refused meanwhile.
-        admission.gate(&limit.key).breaker().open_until = Some(Instant::now());
-        let probe = admission
-            .enter(CallKind::Foreground, "db", Some(&limit), Breaking::Heed)
+        admission.gate(DB).breaker().open_until = Some(Instant::now());
+        let probe = on_db(&admission, Foreground, 4, Breaking::Heed)
             .await
             .unwrap();
         assert!(
-            admission
-                .enter(CallKind::Foreground, "db", Some(&limit), Breaking::Heed)
+            on_db(&admission, Foreground, 4, Breaking::Heed)
                 .await
                 .is_err()
         );
         probe.finish(Outcome::Answered);
-        admission
-            .enter(CallKind::Foreground, "db", Some(&limit), Breaking::Heed)
+        on_db(&admission, Foreground, 4, Breaking::Heed)
             .await
             .unwrap();
     }
@@ -515,94 +487,40 @@ mod tests {
     #[tokio::test]
     async fn a_new_max_parallel_keeps_the_breaker_and_never_jams_it() {
         let admission = admission();
-        for _ in 0..BREAKER_THRESHOLD {
-            let call = admission
-                .enter(
-                    CallKind::Foreground,
-                    "db",
-                    Some(&connection(4)),
-                    Breaking::Heed,
-                )
-                .await
-                .unwrap();
-            call.finish(Outcome::TimedOut);
-        }
-        admission.gate("mount-uuid/db").breaker().open_until = Some(Instant::now());
-        let probe = admission
-            .enter(
-                CallKind::Foreground,
-                "db",
-                Some(&connection(4)),
-                Breaking::Heed,
-            )
+        time_out(&admission, Foreground, 4).await;
+        admission.gate(DB).breaker().open_until = Some(Instant::now());
+        let probe = on_db(&admission, Foreground, 4, Breaking::Heed)
             .await
             .unwrap();
         // The operator changes max_parallel while the probe is out.
         assert!(
-            admission
-                .enter(
-                    CallKind::Foreground,
-                    "db",
-                    Some(&connection(8)),
-                    Breaking::Heed
-                )
+            on_db(&admission, Foreground, 8, Breaking::Heed)
                 .await
                 .is_err()
         );
         probe.finish(Outcome::Answered);
-        let wider = connection(8);
         // Up to the mount's share (4 here), every call gets a turn.
-        let calls: Vec<_> =
-            futures::future::join_all((0..4).map(|_| {
-                admission.enter(CallKind::Foreground, "db", Some(&wider), Breaking::Heed)
-            }))
-            .await;
+        let calls = futures::future::join_all(
+            (0..4).map(|_| on_db(&admission, Foreground, 8, Breaking::Heed)),
+        )
+        .await;
         assert!(calls.iter().all(Result::is_ok));
     }
 
     #[tokio::test]
     async fn a_forced_call_goes_through_an_open_breaker_and_forget_closes_it() {
         let admission = admission();
-        for _ in 0..BREAKER_THRESHOLD {
-            admission
-                .enter(
-                    CallKind::Revocation,
-                    "db",
-                    Some(&connection(2)),
-                    Breaking::Heed,
-                )
-                .await
-                .unwrap()
-                .finish(Outcome::TimedOut);
-        }
+        time_out(&admission, Revocation, 2).await;
         assert!(
-            admission
-                .enter(
-                    CallKind::Revocation,
-                    "db",
-                    Some(&connection(2)),
-                    Breaking::Heed
-                )
+            on_db(&admission, Revocation, 2, Breaking::Heed)
                 .await
                 .is_err()
         );
-        admission
-            .enter(
-                CallKind::Revocation,
-                "db",
-                Some(&connection(2)),
-                Breaking::Ignore,
-            )
+        on_db(&admission, Revocation, 2, Breaking::Ignore)
             .await
             .unwrap();
-        admission.forget("mount-uuid/db");
-        admission
-            .enter(
-                CallKind::Revocation,
-                "db",
-                Some(&connection(2)),
-                Breaking::Heed,
-            )
+        admission.forget(DB);
+        on_db(&admission, Revocation, 2, Breaking::Heed)
             .await
             .unwrap();
     }
