@@ -21,8 +21,7 @@ pub struct Tarpit {
 impl Tarpit {
     /// Listens on `port` (0: a free one).
     pub fn start(port: u16) -> Self {
-        let listener = TcpListener::bind(("127.0.0.1", port)).expect("binding the tarpit");
-        listener.set_nonblocking(true).unwrap();
+        let listener = listen(port);
         let port = listener.local_addr().unwrap().port();
         let (accepted, stop) = (
             Arc::new(AtomicUsize::new(0)),
@@ -34,14 +33,13 @@ impl Tarpit {
             std::thread::spawn(move || {
                 let mut buffer = [0u8; 4096];
                 while !stop.load(Ordering::Relaxed) {
-                    match listener.accept() {
-                        Ok((stream, _)) => {
-                            stream.set_nonblocking(true).unwrap();
-                            accepted.fetch_add(1, Ordering::Relaxed);
-                            held.lock().unwrap().push(stream);
-                        }
-                        Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                    // Take every connection that is waiting, then rest.
+                    while let Ok((stream, _)) = listener.accept() {
+                        stream.set_nonblocking(true).unwrap();
+                        accepted.fetch_add(1, Ordering::Relaxed);
+                        held.lock().unwrap().push(stream);
                     }
+                    std::thread::sleep(Duration::from_millis(5));
                     // Read what clients send so their writes never block; answer nothing.
                     for stream in held.lock().unwrap().iter_mut() {
                         let _ = stream.read(&mut buffer);
@@ -67,6 +65,20 @@ impl Tarpit {
     pub fn accepted(&self) -> usize {
         self.accepted.load(Ordering::Relaxed)
     }
+}
+
+/// A non-blocking listener with a deep accept queue: with std's 128, a burst
+/// of connections overflows it, and Linux then drops the handshake's last ACK
+/// while the client believes it is connected, so the tarpit would never count
+/// a connection the broker did make.
+fn listen(port: u16) -> TcpListener {
+    use socket2::{Domain, Socket, Type};
+    let address = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).expect("a tarpit socket");
+    socket.bind(&address.into()).expect("binding the tarpit");
+    socket.listen(4096).expect("listening");
+    socket.set_nonblocking(true).unwrap();
+    socket.into()
 }
 
 impl Drop for Tarpit {
