@@ -46,7 +46,8 @@ struct Config {
     /// Its password.
     password: Secret,
     /// Template of new role names (see the README); default
-    /// `v-<requester>-<role>-<hash>-<time>`, at most 63 bytes.
+    /// `v-<requester>-<role>-<hash>-<time>`, at most 63 bytes. It must hold
+    /// `{{random N}}` with N of at least 16, the part that is each lease's own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     username_template: Option<String>,
     /// Length and characters of generated passwords.
@@ -122,6 +123,16 @@ impl Config {
         }
     }
 
+    /// Checks that the username template gives every lease a name of its own.
+    fn check_names(&self) -> Result<()> {
+        match &self.username_template {
+            Some(template) => names::check_template(template, MAX_NAME),
+            None => Ok(()),
+        }
+    }
+
+    /// The role name of `lease`, the same in `create` and in a `revoke` that has
+    /// no handle.
     fn role_name(&self, lease: &Lease) -> Result<String> {
         match &self.username_template {
             Some(template) => names::from_template(template, lease, MAX_NAME),
@@ -188,10 +199,7 @@ fn in_transaction(
     statements: &[String],
     values: &Values<'_>,
 ) -> Result<()> {
-    let rendered = statements
-        .iter()
-        .map(|s| template::render(s, values))
-        .collect::<Result<Vec<_>>>()?;
+    let rendered = template::render_all(statements, values)?;
     retrying_conflicts(|| run_transaction(connection, &rendered))
 }
 
@@ -223,9 +231,7 @@ impl Provider for Postgres {
     fn validate(config: &Config, role: Option<&Role>) -> Result<()> {
         config.endpoint()?;
         config.new_password()?;
-        if let Some(template) = &config.username_template {
-            names::check_template(template)?;
-        }
+        config.check_names()?;
         if let Some(role) = role {
             role.check()?;
         }
@@ -235,6 +241,8 @@ impl Provider for Postgres {
 
     fn create(config: &Config, role: &Role, lease: &Lease) -> Result<Issued> {
         role.check()?;
+        // Also here: a connection written before the check was there.
+        config.check_names()?;
         let name = config.role_name(lease)?;
         let password = config.new_password()?;
         let expires = expiration(lease);
@@ -245,16 +253,15 @@ impl Provider for Postgres {
             password: Some(&password),
             expiration: &expires,
         };
-        let rendered = role
-            .creation_statements
-            .iter()
-            .map(|s| template::render(s, &values))
-            .collect::<Result<Vec<_>>>()?;
+        let rendered = template::render_all(&role.creation_statements, &values)?;
         let rollback = |connection: &mut Connection| {
-            for statement in &role.rollback_statements {
-                if let Ok(sql) = template::render(statement, &values) {
-                    let _ = connection.query(&sql);
-                }
+            let statements = role
+                .rollback_statements
+                .iter()
+                .filter_map(|s| template::render(s, &values).ok())
+                .flatten();
+            for sql in statements {
+                let _ = connection.query(&sql);
             }
         };
         // A commit whose answer was lost is not retried: the role may exist.
@@ -312,8 +319,16 @@ impl Provider for Postgres {
     }
 
     fn revoke(config: &Config, role: &Role, handle: Option<&str>, lease: &Lease) -> Result<()> {
-        let derived = config.role_name(lease)?;
-        let name = handle.unwrap_or(&derived);
+        // Derived only without a handle: a template that no longer passes the
+        // checks must not keep a role it made from being dropped.
+        let derived;
+        let name = match handle {
+            Some(handle) => handle,
+            None => {
+                derived = config.role_name(lease)?;
+                &derived
+            }
+        };
         let mut connection = config.connect()?;
         let exists = connection.query(&format!(
             "SELECT 1 FROM pg_roles WHERE rolname = {}",
@@ -363,3 +378,44 @@ impl Provider for Postgres {
 }
 
 export_provider!(Postgres);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use leasehold_sdk::bindings::leasehold::provider::types::LeaseInfo;
+    use sha2::{Digest, Sha256};
+
+    #[test]
+    fn two_leases_never_share_a_role_name() {
+        let lease = |id: &str| {
+            Lease::new(LeaseInfo {
+                lease_id: id.into(),
+                mount: "db".into(),
+                role: "a-role-name-far-longer-than-any-identifier-".repeat(4),
+                requester: "a-display-name-far-longer-than-any-identifier-".repeat(4),
+                issued_at: 1_795_356_935,
+                ttl_seconds: 3600,
+                expires_at: 1_795_360_535,
+            })
+        };
+        let (first, second) = (lease("db/creds/r/one"), lease("db/creds/r/two"));
+        for template in [
+            None,
+            Some("v-{{.DisplayName}}-{{.RoleName}}-{{random 20}}-{{unix_time}}"),
+        ] {
+            let config: Config = serde_json::from_value(json!({
+                "host": "10.0.0.5", "username": "admin", "password": "pw",
+                "username_template": template,
+            }))
+            .unwrap();
+            config.check_names().unwrap();
+            let names = [&first, &second].map(|lease| config.role_name(lease).unwrap());
+            assert_ne!(names[0], names[1], "{template:?}");
+            for (name, lease) in names.iter().zip([&first, &second]) {
+                assert!(name.len() <= MAX_NAME, "{name}");
+                let hash = hex::encode(Sha256::digest(lease.id().as_bytes()));
+                assert!(name.contains(&hash[..20]), "{template:?}: {name}");
+            }
+        }
+    }
+}

@@ -67,6 +67,10 @@ impl Connection {
                 ("database", target.database),
                 ("application_name", "leasehold"),
                 ("client_encoding", "UTF8"),
+                // Statement templates double a value's quotes inside '...'
+                // and nothing else: a backslash must stay a backslash there,
+                // whatever the server, database or role defaults to.
+                ("standard_conforming_strings", "on"),
             ],
             &mut out,
         )

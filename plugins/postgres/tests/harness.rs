@@ -16,7 +16,7 @@ fn create_revoke_recover_and_typed_errors() {
             .unwrap(),
     );
     let config = json!({"host": "127.0.0.1", "port": pg.port, "username": "admin", "password": "root-pw",
-                        "username_template": "app-{{.RoleName}}-{{random 12}}",
+                        "username_template": "app-{{.RoleName}}-{{random 16}}",
                         "password_policy": {"length": 32, "symbols": ""}});
     let role = json!({"creation_statements": ["CREATE ROLE {{name}} LOGIN PASSWORD {{password}} VALID UNTIL {{expiration}}"]});
     plugin.validate(&config, Some(&role)).unwrap();

@@ -11,22 +11,47 @@
 //! - rotate-root: `POST {url}/sync/rotate` with `{"payload"}`, answered with the
 //!   new `{"payload"}`.
 //!
-//! Every call is signed: `X-Leasehold-Timestamp` (Unix seconds) and
-//! `X-Leasehold-Signature: v1=<hex HMAC-SHA256(signing_key, timestamp + "." + body)>`,
-//! plus `Authorization: Bearer` when the config has a `bearer_token`.
+//! Every call is signed, so the webhook can tell the broker's calls from anyone
+//! else's and a captured call cannot be sent again elsewhere or later. Scheme
+//! `v2`: the canonical text of a call is five lines joined by `\n` (no `\n`
+//! at the end):
+//!
+//! ```text
+//! <timestamp>            X-Leasehold-Timestamp: Unix seconds, decimal
+//! <method>               POST
+//! <host>                 the Host header, lowercased: url's host[:port] as written
+//! <path>                 the request target: url's path + /sync/<call> (+ ?query)
+//! <body hash>            lowercase hex SHA-256 of the raw body (of nothing: e3b0c4...)
+//! ```
+//!
+//! and `X-Leasehold-Signature: v2=<lowercase hex HMAC-SHA256(signing_key, that
+//! text)>`. A webhook recomputes it from the request it got, compares in
+//! constant time, and refuses a timestamp more than 300 seconds from its clock.
+//! `Authorization: Bearer` comes too when the config has a `bearer_token`.
+//!
+//! A create also carries `Idempotency-Key: <lease id>`, the body's `lease_id`
+//! (which the signature covers): a create sent again for one lease (a retry, a
+//! replay inside the window) must get the user the first one made, not a second.
+//!
+//! `http://` goes only to loopback (`127.0.0.0/8`, `::1`, `localhost`) unless the
+//! config sets `allow_insecure_http`: the payload, the bearer token and every
+//! credential would cross the network in clear text.
 
 use hmac::{Hmac, Mac};
 use leasehold_sdk::http;
 use leasehold_sdk::prelude::*;
 use serde_json::{Map, Value, json};
-use sha2::Sha256;
+use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Header carrying the signing time.
 pub const TIMESTAMP_HEADER: &str = "X-Leasehold-Timestamp";
 /// Header carrying the signature.
 pub const SIGNATURE_HEADER: &str = "X-Leasehold-Signature";
+/// Header carrying a create's lease id, its idempotency key.
+pub const IDEMPOTENCY_HEADER: &str = "Idempotency-Key";
 /// Seconds a call may take when the config does not say.
 const DEFAULT_TIMEOUT: u32 = 8;
 
@@ -52,6 +77,9 @@ struct Config {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 300))]
     timeout_seconds: Option<u32>,
+    /// Allow an `http://` url to a host that is not loopback, in clear text.
+    #[serde(default)]
+    allow_insecure_http: bool,
 }
 
 /// What the webhook gets for a user of this role.
@@ -66,46 +94,105 @@ struct Role {
     sub_claims: BTreeMap<String, Vec<String>>,
 }
 
-impl Config {
-    fn check(&self) -> Result<()> {
-        let scheme_ok = self.url.starts_with("http://") || self.url.starts_with("https://");
-        if !scheme_ok || self.url.contains(char::is_whitespace) {
+/// Where the calls go: `url` in the pieces a signature covers.
+#[derive(Debug, PartialEq)]
+struct Endpoint<'a> {
+    /// `http` or `https`.
+    scheme: &'a str,
+    /// `host[:port]` as written, which the call's `Host` header carries.
+    authority: &'a str,
+    /// The path of `url`, without its trailing `/`.
+    base_path: &'a str,
+}
+
+impl<'a> Endpoint<'a> {
+    /// `url`'s pieces; `allow_insecure_http` lets `http://` reach beyond loopback.
+    fn parse(url: &'a str, allow_insecure_http: bool) -> Result<Self> {
+        let Some((scheme @ ("http" | "https"), rest)) = url.split_once("://") else {
             return Err(Error::invalid_config(
                 "url must be an http:// or https:// URL",
             ));
+        };
+        if url.contains(char::is_whitespace) || url.contains(['?', '#']) {
+            return Err(Error::invalid_config(
+                "url must be a URL without spaces, query or fragment: the calls go to {url}/sync/...",
+            ));
         }
+        let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+        if authority.is_empty() || authority.contains('@') {
+            return Err(Error::invalid_config(
+                "url must name a host and hold no user or password (use bearer_token)",
+            ));
+        }
+        if scheme == "http" && !allow_insecure_http && !is_loopback(authority) {
+            return Err(Error::invalid_config(format!(
+                "url: http:// to {authority} would send the payload, the bearer token and every \
+                 credential in clear text; use https://, or set allow_insecure_http: true"
+            )));
+        }
+        Ok(Self {
+            scheme,
+            authority,
+            base_path: path.trim_end_matches('/'),
+        })
+    }
+}
+
+/// Whether the host of `authority` (`host[:port]`) is a loopback address or
+/// `localhost`.
+fn is_loopback(authority: &str) -> bool {
+    let host = match authority.strip_prefix('[') {
+        Some(bracketed) => bracketed.split(']').next().unwrap_or_default(),
+        None => authority
+            .rsplit_once(':')
+            .map_or(authority, |(host, _)| host),
+    };
+    host.eq_ignore_ascii_case("localhost")
+        || host.parse::<Ipv4Addr>().is_ok_and(|ip| ip.is_loopback())
+        || host.parse::<Ipv6Addr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+impl Config {
+    fn check(&self) -> Result<Endpoint<'_>> {
+        let endpoint = Endpoint::parse(&self.url, self.allow_insecure_http)?;
         if self.signing_key.expose().len() < 16 {
             return Err(Error::invalid_config(
                 "signing_key must be at least 16 characters",
             ));
         }
-        Ok(())
+        Ok(endpoint)
     }
 
     /// A signed `POST {url}/sync/{call}` with `body`, answered 2xx.
     fn call(&self, call: &str, body: &Value) -> Result<http::Response> {
-        self.send(call, body)?.success()
+        self.send(call, body, None)?.success()
     }
 
-    /// A signed `POST {url}/sync/{call}` with `body`, whatever its status.
-    fn send(&self, call: &str, body: &Value) -> Result<http::Response> {
-        self.check()?;
+    /// A signed `POST {url}/sync/{call}` with `body` (and `Idempotency-Key:
+    /// <key>`), whatever its status.
+    fn send(&self, call: &str, body: &Value, key: Option<&str>) -> Result<http::Response> {
+        let endpoint = self.check()?;
         let body = serde_json::to_vec(body).map_err(|e| Error::internal(e.to_string()))?;
         let timestamp = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs())
             .to_string();
-        let mut request = http::post(format!("{}/sync/{call}", self.url.trim_end_matches('/')))
-            .header("content-type", "application/json")
-            .header(TIMESTAMP_HEADER, &timestamp)
-            .header(
-                SIGNATURE_HEADER,
-                sign(self.signing_key.expose(), &timestamp, &body),
-            )
-            .timeout(Duration::from_secs(
-                self.timeout_seconds.unwrap_or(DEFAULT_TIMEOUT).into(),
-            ))
-            .body(body);
+        let path = format!("{}/sync/{call}", endpoint.base_path);
+        let signed = canonical(&timestamp, "POST", endpoint.authority, &path, &body);
+        let mut request = http::post(format!(
+            "{}://{}{path}",
+            endpoint.scheme, endpoint.authority
+        ))
+        .header("content-type", "application/json")
+        .header(TIMESTAMP_HEADER, &timestamp)
+        .header(SIGNATURE_HEADER, sign(self.signing_key.expose(), &signed))
+        .timeout(Duration::from_secs(
+            self.timeout_seconds.unwrap_or(DEFAULT_TIMEOUT).into(),
+        ))
+        .body(body);
+        if let Some(key) = key {
+            request = request.header(IDEMPOTENCY_HEADER, key);
+        }
         if let Some(token) = &self.bearer_token {
             request = request.bearer(token.expose());
         }
@@ -113,13 +200,21 @@ impl Config {
     }
 }
 
-/// `v1=` and the hex HMAC-SHA256 of `timestamp.body`.
-fn sign(key: &str, timestamp: &str, body: &[u8]) -> String {
+/// The text a `v2` signature covers (see the module docs): timestamp, method,
+/// host (lowercased), path with query and the body's SHA-256, one per line.
+fn canonical(timestamp: &str, method: &str, host: &str, path: &str, body: &[u8]) -> String {
+    format!(
+        "{timestamp}\n{method}\n{}\n{path}\n{}",
+        host.to_ascii_lowercase(),
+        hex::encode(Sha256::digest(body))
+    )
+}
+
+/// `v2=` and the hex HMAC-SHA256 of the `canonical` text.
+fn sign(key: &str, canonical: &str) -> String {
     let mut mac = Hmac::<Sha256>::new_from_slice(key.as_bytes()).expect("HMAC takes any key");
-    mac.update(timestamp.as_bytes());
-    mac.update(b".");
-    mac.update(body);
-    format!("v1={}", hex::encode(mac.finalize().into_bytes()))
+    mac.update(canonical.as_bytes());
+    format!("v2={}", hex::encode(mac.finalize().into_bytes()))
 }
 
 #[derive(Deserialize)]
@@ -154,7 +249,7 @@ impl Provider for Webhook {
     type Role = Role;
 
     fn validate(config: &Config, _: Option<&Role>) -> Result<()> {
-        config.check()
+        config.check().map(drop)
     }
 
     fn create(config: &Config, role: &Role, lease: &Lease) -> Result<Issued> {
@@ -167,7 +262,8 @@ impl Provider for Webhook {
             },
             "lease_id": lease.id(),
         });
-        let response = match config.send("create", &body) {
+        // A create sent again for this lease gets the user the first one made.
+        let response = match config.send("create", &body, Some(lease.id())) {
             // A gateway's 502 or 504: the webhook may have acted behind it.
             Ok(response) if matches!(response.status(), 502 | 504) => {
                 return Err(Error::internal(format!(
@@ -225,8 +321,137 @@ impl Provider for Webhook {
             signing_key: config.signing_key.clone(),
             bearer_token: config.bearer_token.clone(),
             timeout_seconds: config.timeout_seconds,
+            allow_insecure_http: config.allow_insecure_http,
         })
     }
 }
 
 export_provider!(Webhook);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_canonical_text_covers_every_part_of_a_call() {
+        let text = canonical(
+            "1795356935",
+            "POST",
+            "Users.Internal:8443",
+            "/leasehold/sync/create",
+            b"{}",
+        );
+        assert_eq!(
+            text,
+            "1795356935\nPOST\nusers.internal:8443\n/leasehold/sync/create\n\
+             44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"
+        );
+        // An empty body hashes to SHA-256 of nothing.
+        assert!(
+            canonical("1", "POST", "h", "/", b"")
+                .ends_with("\ne3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
+        );
+        // The HMAC of that text under the key, as a webhook recomputes it.
+        let mut mac = Hmac::<Sha256>::new_from_slice(b"a-signing-key-of-16+").unwrap();
+        mac.update(text.as_bytes());
+        let expected = format!("v2={}", hex::encode(mac.finalize().into_bytes()));
+        assert_eq!(sign("a-signing-key-of-16+", &text), expected);
+        // Each part changes the signature.
+        let base = sign("k", &text);
+        for other in [
+            canonical(
+                "1795356936",
+                "POST",
+                "users.internal:8443",
+                "/leasehold/sync/create",
+                b"{}",
+            ),
+            canonical(
+                "1795356935",
+                "PUT",
+                "users.internal:8443",
+                "/leasehold/sync/create",
+                b"{}",
+            ),
+            canonical(
+                "1795356935",
+                "POST",
+                "users.internal:8444",
+                "/leasehold/sync/create",
+                b"{}",
+            ),
+            canonical(
+                "1795356935",
+                "POST",
+                "users.internal:8443",
+                "/leasehold/sync/revoke",
+                b"{}",
+            ),
+            canonical(
+                "1795356935",
+                "POST",
+                "users.internal:8443",
+                "/leasehold/sync/create",
+                b"[]",
+            ),
+        ] {
+            assert_ne!(sign("k", &other), base, "{other}");
+        }
+    }
+
+    #[test]
+    fn endpoints_split_as_the_calls_are_sent() {
+        let endpoint = Endpoint::parse("https://Users.internal:8443/leasehold/", false).unwrap();
+        assert_eq!(
+            endpoint,
+            Endpoint {
+                scheme: "https",
+                authority: "Users.internal:8443",
+                base_path: "/leasehold",
+            }
+        );
+        assert_eq!(Endpoint::parse("https://h", false).unwrap().base_path, "");
+        for bad in [
+            "ftp://h",
+            "https://",
+            "https:///path",
+            "https://user:pw@h",
+            "https://h/a b",
+            "https://h/?x=1",
+            "https://h/#f",
+            "h:80",
+        ] {
+            assert!(Endpoint::parse(bad, true).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn plain_http_only_to_loopback_unless_allowed() {
+        for loopback in [
+            "http://127.0.0.1:8080",
+            "http://127.3.2.1/hooks",
+            "http://[::1]:8080/",
+            "http://localhost",
+            "http://LOCALHOST:9000",
+        ] {
+            Endpoint::parse(loopback, false).unwrap();
+        }
+        for remote in [
+            "http://10.0.0.5:8080",
+            "http://users.internal",
+            "http://localhost.evil.example",
+            "http://127.0.0.1.nip.io",
+            "http://[::ffff:127.0.0.1]",
+            "http://[fe80::1]",
+            "http://0.0.0.0",
+        ] {
+            let err = Endpoint::parse(remote, false).unwrap_err();
+            assert!(
+                err.message().contains("allow_insecure_http"),
+                "{remote}: {err:?}"
+            );
+            Endpoint::parse(remote, true).unwrap();
+        }
+        Endpoint::parse("https://users.internal", false).unwrap();
+    }
+}
