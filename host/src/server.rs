@@ -123,7 +123,7 @@ pub async fn run(mode: Mode) -> Result<(), String> {
     let quotas = Arc::new(crate::quotas::Quotas::new(barrier.clone()));
     tokio::spawn(sweep_quotas(quotas.clone()));
     let audit = Arc::new(AuditRegistry::new(barrier.clone()));
-    let router = api::router(
+    let app = api::router(
         AppState {
             lifecycle,
             barrier,
@@ -136,10 +136,6 @@ pub async fn run(mode: Mode) -> Result<(), String> {
         },
         config.listener.body_read_timeout,
     );
-    // `LIST` becomes `GET ?list=true` before routing, so this wraps the router.
-    let app = axum::Router::new()
-        .fallback_service(router)
-        .layer(axum::middleware::from_fn(api::list_as_get));
     crate::listener::serve(
         listener,
         tls,

@@ -138,3 +138,44 @@ fn connections_keep_secrets_and_rotate_their_root() {
     assert_eq!(status, 204);
     assert_eq!(api.get("sys/plugins/catalog/secret/gated").0, 404);
 }
+
+#[test]
+fn repointing_a_connection_without_its_secret_is_refused_and_nothing_is_sent() {
+    let root = tempfile::tempdir().unwrap();
+    let server = Server::with_data_dir(&support::data_dir(&root));
+    let token = server.init_and_unseal();
+    let api = server.api(&token);
+    // A webhook connection whose signing key is stored; a listener of the
+    // attacker's that records whatever reaches it.
+    let trap = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    trap.set_nonblocking(true).unwrap();
+    let trap_url = format!("http://127.0.0.1:{}", trap.local_addr().unwrap().port());
+    let service = "http://127.0.0.1:1";
+    api.ok("sys/mounts/hook", json!({"type": "webhook"}));
+    api.ok(
+        "hook/config/c",
+        json!({"url": service, "signing_key": "a-signing-key-of-length",
+               "allowed_origins": [service], "allowed_roles": "*",
+               "verify_connection": false}),
+    );
+    for change in [
+        json!({"url": trap_url}),
+        json!({"allowed_origins": [trap_url]}),
+        json!({"url": trap_url, "allowed_origins": [trap_url]}),
+    ] {
+        let (status, reply) = api.put("hook/config/c", change.clone());
+        assert_eq!(status, 400, "{change}: {reply}");
+        let message = reply["errors"][0].as_str().unwrap();
+        assert!(message.contains("`signing_key`"), "{message}");
+    }
+    assert!(trap.accept().is_err(), "something reached the new target");
+    let (_, read) = api.get("hook/config/c");
+    assert_eq!(read["data"]["connection_details"]["url"], service, "{read}");
+    // Harmless changes need no secret; a retarget with the secret is allowed.
+    api.ok("hook/config/c", json!({"allowed_roles": ["r"]}));
+    api.ok(
+        "hook/config/c",
+        json!({"url": trap_url, "allowed_origins": [trap_url],
+               "signing_key": "a-new-signing-key-of-length", "verify_connection": false}),
+    );
+}

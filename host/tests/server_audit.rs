@@ -162,9 +162,8 @@ fn requests_are_audited_hmacd_chained_and_refused_when_no_device_writes() {
     );
     let edited = root.path().join("edited.log");
     let mut changed: Vec<String> = original.iter().map(|l| l.to_string()).collect();
-    changed[2] = changed[2]
-        .replace("\"update\"", "\"read\"")
-        .replace("\"read\"", "\"delete\"");
+    changed[2] = changed[2].replacen("\"time\":\"2", "\"time\":\"1", 1);
+    assert_ne!(changed[2], original[2]);
     std::fs::write(&edited, changed.join("\n") + "\n").unwrap();
     let (ok, report) = verify(&edited);
     assert!(
@@ -250,4 +249,74 @@ fn sealing_with_an_audit_device_enabled_works_and_is_audited() {
     server.unseal(&share);
     let (status, _) = call(&client, &server, "GET", "sys/mounts", &token, Value::Null);
     assert_eq!(status, StatusCode::OK);
+}
+
+#[test]
+fn anonymous_floods_cost_the_log_a_line_and_every_entry_is_bounded() {
+    let root = tempfile::tempdir().unwrap();
+    let server = Server::with_data_dir(&data_dir(&root));
+    let token = server.init_and_unseal();
+    let client = Client::new();
+    let log = root.path().join("audit.log");
+    enable_file_device(&client, &server, &token, &log);
+    // A megabyte of empty strings, without a token, then with a bad one, from
+    // a few clients at once.
+    let flood = format!("[{}\"\"]", "\"\",".repeat(300_000));
+    let before = std::fs::metadata(&log).unwrap().len();
+    let senders: Vec<_> = (0..4)
+        .map(|i| {
+            let (url, flood) = (server.url("sys/policies/acl/flood"), flood.clone());
+            std::thread::spawn(move || {
+                let mut request = Client::new().put(url).body(flood);
+                if i % 2 == 1 {
+                    request = request.header("X-Vault-Token", "not-a-token");
+                }
+                request.send().unwrap().status()
+            })
+        })
+        .collect();
+    for sender in senders {
+        assert_eq!(sender.join().unwrap(), StatusCode::FORBIDDEN);
+    }
+    let grown = std::fs::metadata(&log).unwrap().len() - before;
+    assert!(
+        grown < 16 << 10,
+        "four refused requests grew the log by {grown} bytes"
+    );
+    let text = std::fs::read_to_string(&log).unwrap();
+    let refused: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|e| e["request"]["path"] == "sys/policies/acl/flood")
+        .collect();
+    assert_eq!(refused.len(), 8, "{text}");
+    for entry in refused.iter().filter(|e| e["type"] == "response") {
+        assert_eq!(entry["response"]["status"], 403);
+        assert_eq!(entry["request"]["operation"], "update");
+        assert_eq!(entry["request"]["remote_address"], "127.0.0.1");
+        assert!(entry["request"]["data"].is_null(), "{entry}");
+    }
+
+    // An authorized request's body is recorded bounded, as the handler saw it.
+    let (status, _) = call(
+        &client,
+        &server,
+        "PUT",
+        "sys/policies/acl/flood?force=true",
+        &token,
+        json!({ "policy": "path \"a\" { capabilities = [\"read\"] }", "extra": vec![""; 100_000] }),
+    );
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let text = std::fs::read_to_string(&log).unwrap();
+    let last = text.lines().last().unwrap();
+    assert!(last.len() < 32 << 10, "an entry of {} bytes", last.len());
+    let entry: Value = serde_json::from_str(last).unwrap();
+    assert_eq!(entry["request"]["query"], "force=true");
+    assert_eq!(
+        entry["request"]["data"]["extra"][64],
+        "[audit: 99936 more cut]",
+        "{}",
+        &last[..last.len().min(600)]
+    );
+    assert!(verify(&log).0);
 }

@@ -1,41 +1,41 @@
-//! Writes the audit entries of every request, around everything else the API
-//! does: the request line before any work (refusing the request if no device can
-//! record it), the response line after.
+//! Writes the audit entries of every request: the request line before any work
+//! (refusing the request if no device can record it), the response line after.
+//!
+//! An authorized request is recorded with the body exactly as the handler will
+//! act on it ([`RequestData`], parsed once). A request refused by authorization
+//! is recorded by [`record_refused`] with its path, operation, status and remote
+//! address only: its body is never read, so an anonymous client cannot make
+//! the log grow by more than a line per request.
 
 use super::AppState;
+use super::authorize::Caller;
+use super::body::RequestData;
 use super::response::ApiError;
-use crate::audit::AuditRegistry;
+use super::routes::{Operation, Resolved};
+use crate::audit::{AuditDevice, AuditRegistry};
+use crate::policy::Capability;
 use axum::body::{Body, to_bytes};
-use axum::extract::{Request, State};
-use axum::http::Method;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::request::Parts;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
+use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::SystemTime;
-
-/// Who the caller turned out to be, left on the response by the authorization
-/// check so the response line can say it.
-#[derive(Clone, Debug)]
-pub struct AuditedCaller {
-    /// The token's accessor.
-    pub accessor: String,
-    /// Its policies.
-    pub policies: Vec<String>,
-    /// Its display name.
-    pub display_name: String,
-}
 
 fn now() -> String {
     humantime::format_rfc3339_micros(SystemTime::now()).to_string()
 }
 
-fn operation(method: &Method, query: Option<&str>) -> &'static str {
-    let list = query.is_some_and(|q| q.split('&').any(|p| p == "list=true"));
-    match *method {
-        Method::GET | Method::HEAD if list => "list",
-        Method::GET | Method::HEAD => "read",
-        Method::DELETE => "delete",
-        _ => "update",
+/// Vault's name for what the request did.
+fn operation(resolved: &Resolved, capability: Option<Capability>) -> &'static str {
+    match (resolved.operation, capability) {
+        (Operation::Write, Some(Capability::Create)) => "create",
+        (Operation::Write, _) => "update",
+        (Operation::Read, _) => "read",
+        (Operation::List, _) => "list",
+        (Operation::Delete, _) => "delete",
     }
 }
 
@@ -46,92 +46,134 @@ fn object(value: Value) -> Map<String, Value> {
     }
 }
 
-/// The middleware.
-pub async fn audit(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    // Devices are configured under the barrier: while sealed there is nothing to
-    // write to (and only the lifecycle endpoints answer).
-    if state.barrier.is_sealed() {
-        return next.run(request).await;
-    }
-    match state.audit.any_enabled().await {
-        Ok(false) => return next.run(request).await,
-        Ok(true) => {}
-        Err(err) => return ApiError::internal(err).into_response(),
-    }
-
-    let (parts, body) = request.into_parts();
-    // Already in memory and within its path's limit (`read_body`).
-    let bytes = match to_bytes(body, usize::MAX).await {
-        Ok(bytes) => bytes,
-        Err(err) => return ApiError::bad_request(err.to_string()).into_response(),
-    };
-    let token = parts
+/// The request's token as sent (HMAC'd by each device).
+fn token_of(parts: &Parts) -> String {
+    parts
         .headers
         .get("x-vault-token")
         .or_else(|| parts.headers.get(axum::http::header::AUTHORIZATION))
         .and_then(|v| v.to_str().ok())
         .map(|v| v.trim_start_matches("Bearer ").trim().to_owned())
+        .unwrap_or_default()
+}
+
+/// The request section: what was asked, where from, on which mount. `data` is
+/// the body as the handler sees it, or nothing for a refused request.
+fn request_section(
+    parts: &Parts,
+    resolved: &Resolved,
+    capability: Option<Capability>,
+    data: Value,
+) -> Value {
+    let remote = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(peer)| peer.ip().to_string())
         .unwrap_or_default();
-    let request_section = json!({
+    let mut section = json!({
         "id": crate::ids::uuid(),
-        "operation": operation(&parts.method, parts.uri.query()),
-        "path": parts.uri.path().trim_start_matches("/v1/"),
-        "client_token": token,
-        "data": serde_json::from_slice::<Value>(&bytes).unwrap_or(Value::Null),
+        "operation": operation(resolved, capability),
+        "path": resolved.path,
+        "client_token": token_of(parts),
+        "remote_address": remote,
+        "query": parts.uri.query().unwrap_or(""),
+        "data": data,
     });
+    if let Some(mount) = &resolved.mount {
+        section["mount_point"] = json!(mount.path);
+        section["mount_type"] = json!(mount.kind);
+        section["mount_accessor"] = json!(mount.accessor);
+    }
+    section
+}
+
+/// The devices that will record this request, or `None` if none is enabled.
+async fn devices(state: &AppState) -> Result<Option<Vec<Arc<AuditDevice>>>, ApiError> {
+    // Devices are configured under the barrier: while sealed there is nothing to
+    // write to (and only the lifecycle endpoints answer).
+    if state.barrier.is_sealed()
+        || !state
+            .audit
+            .any_enabled()
+            .await
+            .map_err(ApiError::internal)?
+    {
+        return Ok(None);
+    }
+    match state.audit.devices().await {
+        Ok(devices) if !devices.is_empty() => Ok(Some(devices)),
+        Ok(_) => {
+            tracing::error!("request refused: no audit device can write");
+            Err(ApiError::internal(crate::audit::AuditError::NoDeviceWrote))
+        }
+        Err(err) => Err(ApiError::internal(err)),
+    }
+}
+
+/// The errors of a failed response, joined, for the entry's `error`.
+fn errors_of(status: axum::http::StatusCode, data: &Value) -> String {
+    if !(status.is_client_error() || status.is_server_error()) {
+        return String::new();
+    }
+    data.get("errors")
+        .and_then(|e| e.as_array())
+        .map(|errors| {
+            errors
+                .iter()
+                .filter_map(|e| e.as_str())
+                .collect::<Vec<_>>()
+                .join("; ")
+        })
+        .unwrap_or_default()
+}
+
+/// The middleware, for authorized (and open) requests.
+pub async fn audit(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let devices = match devices(&state).await {
+        Ok(Some(devices)) => devices,
+        Ok(None) => return next.run(request).await,
+        Err(err) => return err.into_response(),
+    };
+    let (parts, body) = request.into_parts();
+    let Some(resolved) = parts.extensions.get::<Resolved>().cloned() else {
+        return ApiError::internal("a request reached the audit log unresolved").into_response();
+    };
+    let caller = parts.extensions.get::<Caller>().cloned();
+    let data = parts
+        .extensions
+        .get::<RequestData>()
+        .map(|d| Value::clone(&d.0))
+        .unwrap_or(Value::Null);
+    let capability = caller.as_ref().map(|c| c.capability);
+    let token = token_of(&parts);
     let request_entry = object(json!({
         "type": "request",
         "time": now(),
         "auth": { "client_token": token },
-        "request": request_section,
+        "request": request_section(&parts, &resolved, capability, data),
         "error": "",
     }));
     // The devices of this request: its response goes to the same ones, even if
     // the request seals the barrier (after which none could be read again).
-    let devices = match state.audit.devices().await {
-        Ok(devices) if !devices.is_empty() => devices,
-        Ok(_) => {
-            tracing::error!("request refused: no audit device can write");
-            return ApiError::internal(crate::audit::AuditError::NoDeviceWrote).into_response();
-        }
-        Err(err) => return ApiError::internal(err).into_response(),
-    };
     if let Err(err) = AuditRegistry::record_to(&devices, &request_entry).await {
         tracing::error!(error = %err, "request refused: audit failed");
         return ApiError::internal(err).into_response();
     }
 
-    let response = next
-        .run(Request::from_parts(parts, Body::from(bytes)))
-        .await;
+    let response = next.run(Request::from_parts(parts, body)).await;
 
-    let (mut parts, body) = response.into_parts();
+    let (parts, body) = response.into_parts();
     let bytes = match to_bytes(body, usize::MAX).await {
         Ok(bytes) => bytes,
         Err(err) => return ApiError::internal(err).into_response(),
     };
     let data = serde_json::from_slice::<Value>(&bytes).unwrap_or(Value::Null);
-    let error = if parts.status.is_client_error() || parts.status.is_server_error() {
-        data.get("errors")
-            .and_then(|e| e.as_array())
-            .map(|errors| {
-                errors
-                    .iter()
-                    .filter_map(|e| e.as_str())
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            })
-            .unwrap_or_default()
-    } else {
-        String::new()
-    };
-    let caller = parts.extensions.remove::<AuditedCaller>();
     let auth = match caller {
         Some(c) => json!({
             "client_token": token,
-            "accessor": c.accessor,
-            "policies": c.policies,
-            "display_name": c.display_name,
+            "accessor": c.entry.accessor,
+            "policies": c.entry.policies,
+            "display_name": c.entry.display_name,
         }),
         None => json!({ "client_token": token }),
     };
@@ -140,12 +182,46 @@ pub async fn audit(State(state): State<AppState>, request: Request, next: Next) 
         "time": now(),
         "auth": auth,
         "request": request_entry["request"],
+        "error": errors_of(parts.status, &data),
         "response": { "status": parts.status.as_u16(), "data": data },
-        "error": error,
     }));
     if let Err(err) = AuditRegistry::record_to(&devices, &response_entry).await {
         tracing::error!(error = %err, "response could not be audited");
         return ApiError::internal(err).into_response();
     }
     Response::from_parts(parts, Body::from(bytes))
+}
+
+/// Records a request that authorization refused — path, operation, status and
+/// remote address, never its body — and returns the refusal.
+pub async fn record_refused(
+    state: &AppState,
+    parts: &Parts,
+    resolved: &Resolved,
+    refusal: ApiError,
+) -> Response {
+    let devices = match devices(state).await {
+        Ok(Some(devices)) => devices,
+        Ok(None) => return refusal.into_response(),
+        Err(err) => return err.into_response(),
+    };
+    let section = request_section(parts, resolved, None, Value::Null);
+    let error = refusal.messages().join("; ");
+    let refusal = refusal.into_response();
+    let auth = json!({ "client_token": token_of(parts) });
+    // Both lines, as Vault writes them, so consumers pairing requests with
+    // responses find the pair.
+    let entries = [
+        json!({ "type": "request", "time": now(), "auth": auth, "request": section,
+                "error": error }),
+        json!({ "type": "response", "time": now(), "auth": auth, "request": section,
+                "error": error, "response": { "status": refusal.status().as_u16() } }),
+    ];
+    for entry in entries {
+        if let Err(err) = AuditRegistry::record_to(&devices, &object(entry)).await {
+            tracing::error!(error = %err, "a refused request could not be audited");
+            return ApiError::internal(err).into_response();
+        }
+    }
+    refusal
 }

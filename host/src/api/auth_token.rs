@@ -5,24 +5,13 @@ use super::authorize::Caller;
 use super::body::JsonBody;
 use super::duration::Seconds;
 use super::response::{ApiError, Envelope};
-use crate::auth::{MAX_TTL, NewToken, Token, TokenEntry, TokenError};
+use crate::auth::{MAX_TTL, NewToken, Token, TokenEntry};
 use crate::clock::{rfc3339, unix_now};
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
-
-impl From<TokenError> for ApiError {
-    fn from(err: TokenError) -> Self {
-        match err {
-            TokenError::Unknown => ApiError::bad_request("bad token"),
-            TokenError::NotRenewable => ApiError::bad_request(err.to_string()),
-            TokenError::Barrier(e) => e.into(),
-            TokenError::Corrupt => ApiError::internal(err),
-        }
-    }
-}
 
 /// `lookup` data; `id` only where the caller already holds the token.
 fn lookup_data(entry: &TokenEntry, id: Option<&Token>) -> Value {

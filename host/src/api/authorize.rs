@@ -1,60 +1,22 @@
 //! The one check every request passes: who is calling, and may they do this here.
 //!
-//! Runs after routing for every path except the few Vault leaves open (health,
-//! init, seal-status, unseal). The token comes from `X-Vault-Token` or
-//! `Authorization: Bearer`; its policies decide the operation's capability on the
-//! path (GET read, LIST list, PUT/POST update, DELETE delete), and paths Vault marks
-//! root-protected also need `sudo`. The handler then finds the [`Caller`] in the
-//! request.
+//! Runs for every route not declared open (health, init, seal-status, unseal).
+//! The token comes from `X-Vault-Token` or `Authorization: Bearer`; its policies
+//! decide the capability the request's declared operation needs on its canonical
+//! path ([`Resolved::capability`]: read, list, delete, and create or update by
+//! whether the object exists), and routes declared root-protected also need
+//! `sudo`. The handler then finds the [`Caller`] in the request. A refused
+//! request is audited here, without its body, which is never parsed.
 
 use super::AppState;
 use super::response::ApiError;
+use super::routes::Resolved;
 use crate::auth::{Token, TokenEntry, TokenError};
 use crate::policy::Capability;
 use axum::extract::{FromRequestParts, Request, State};
-use axum::http::Method;
 use axum::http::request::Parts;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-
-/// Paths any client may call without a token.
-const UNAUTHENTICATED: &[&str] = &["sys/health", "sys/init", "sys/seal-status", "sys/unseal"];
-
-/// Paths (or prefixes, ending in `/`) that need `sudo` besides the operation's
-/// capability, as in Vault.
-const SUDO: &[&str] = &[
-    "sys/seal",
-    "sys/rotate",
-    "sys/audit",
-    "sys/audit/",
-    "sys/leases/revoke-prefix/",
-    "sys/leases/revoke-force/",
-    "sys/leases",
-    "sys/leases/lookup/",
-    "sys/revoke-prefix/",
-    "sys/revoke-force/",
-    "sys/plugins/catalog",
-    "sys/plugins/catalog/",
-    "sys/plugins/reload/backend",
-    "sys/raw/",
-    "auth/token/accessors",
-];
-
-/// Paths that need `sudo` only to be listed, as in Vault: looking up one lease
-/// is open to any token that has its id, listing every lease is not.
-const SUDO_TO_LIST: &[&str] = &["sys/leases/lookup"];
-
-fn needs_sudo(path: &str, capability: Capability) -> bool {
-    let listed = capability == Capability::List && SUDO_TO_LIST.contains(&path);
-    listed
-        || SUDO.iter().any(|p| {
-            if p.ends_with('/') {
-                path.starts_with(p)
-            } else {
-                path == *p
-            }
-        })
-}
 
 /// The authenticated caller of a request.
 #[derive(Clone)]
@@ -65,6 +27,8 @@ pub struct Caller {
     pub entry: TokenEntry,
     /// Whether its policies grant `sudo` on this request's path.
     pub sudo: bool,
+    /// The capability the request was authorized with.
+    pub capability: Capability,
 }
 
 impl Caller {
@@ -86,8 +50,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
     }
 }
 
-fn presented(request: &Request) -> Option<Token> {
-    let headers = request.headers();
+fn presented(headers: &axum::http::HeaderMap) -> Option<Token> {
     if let Some(value) = headers.get("x-vault-token").and_then(|v| v.to_str().ok()) {
         return Some(Token::from_request(value.trim()));
     }
@@ -98,79 +61,46 @@ fn presented(request: &Request) -> Option<Token> {
     Some(Token::from_request(bearer.trim()))
 }
 
-/// Whether the request is a `LIST` (after [`list_as_get`], `?list=true`).
-pub(super) fn is_list(request: &Request) -> bool {
-    request
-        .uri()
-        .query()
-        .is_some_and(|q| q.split('&').any(|pair| pair == "list=true"))
-}
-
 /// The middleware.
-pub async fn authorize(
-    State(state): State<AppState>,
-    mut request: Request,
-    next: Next,
-) -> Response {
-    let path = request
-        .uri()
-        .path()
-        .trim_start_matches("/v1/")
-        .trim_end_matches('/')
-        .to_owned();
-    if UNAUTHENTICATED.contains(&path.as_str()) {
+pub async fn authorize(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let Some(resolved) = request.extensions().get::<Resolved>().cloned() else {
+        return ApiError::internal("a request reached authorization unresolved").into_response();
+    };
+    if resolved.route.unauthenticated {
         return next.run(request).await;
     }
-    let Some(token) = presented(&request) else {
-        return ApiError::permission_denied().into_response();
-    };
+    // A body is not `Sync`: only the head is looked at across the awaits.
+    let (mut parts, body) = request.into_parts();
+    match check(&state, &parts, &resolved).await {
+        Ok(caller) => {
+            parts.extensions.insert(caller);
+            next.run(Request::from_parts(parts, body)).await
+        }
+        Err(refusal) => super::audit_log::record_refused(&state, &parts, &resolved, refusal).await,
+    }
+}
+
+async fn check(state: &AppState, parts: &Parts, resolved: &Resolved) -> Result<Caller, ApiError> {
+    let token = presented(&parts.headers).ok_or_else(ApiError::permission_denied)?;
     let entry = match state.tokens.lookup(&token).await {
         Ok(entry) => entry,
-        Err(TokenError::Unknown) => return ApiError::permission_denied().into_response(),
-        Err(err) => return ApiError::internal(err).into_response(),
+        Err(TokenError::Unknown) => return Err(ApiError::permission_denied()),
+        Err(err) => return Err(ApiError::internal(err)),
     };
-    let acl = match state.policies.acl(&entry.policies).await {
-        Ok(acl) => acl,
-        Err(err) => return ApiError::internal(err).into_response(),
-    };
-    let capability = match *request.method() {
-        Method::GET | Method::HEAD if is_list(&request) => Capability::List,
-        Method::GET | Method::HEAD => Capability::Read,
-        Method::DELETE => Capability::Delete,
-        _ => Capability::Update,
-    };
-    let decision = acl.decide(&path, capability);
-    if !decision.allowed || (needs_sudo(&path, capability) && !decision.sudo) {
-        return ApiError::permission_denied().into_response();
+    let acl = state
+        .policies
+        .acl(&entry.policies)
+        .await
+        .map_err(ApiError::internal)?;
+    let capability = resolved.capability(state).await?;
+    let decision = acl.decide(&resolved.path, capability);
+    if !decision.allowed || (resolved.route.needs_sudo(resolved.operation) && !decision.sudo) {
+        return Err(ApiError::permission_denied());
     }
-    let audited = super::audit_log::AuditedCaller {
-        accessor: entry.accessor.clone(),
-        policies: entry.policies.clone(),
-        display_name: entry.display_name.clone(),
-    };
-    request.extensions_mut().insert(Caller {
+    Ok(Caller {
         token,
         entry,
         sudo: decision.sudo,
-    });
-    let mut response = next.run(request).await;
-    response.extensions_mut().insert(audited);
-    response
-}
-
-/// Vault clients send `LIST`; axum routes standard methods only, so a `LIST` is
-/// rewritten to `GET ?list=true` before routing, which Vault treats as the same.
-pub async fn list_as_get(mut request: Request, next: Next) -> Response {
-    if request.method().as_str() == "LIST" {
-        *request.method_mut() = Method::GET;
-        let uri = request.uri();
-        let query = match uri.query() {
-            Some(q) => format!("{q}&list=true"),
-            None => "list=true".to_owned(),
-        };
-        if let Ok(rewritten) = format!("{}?{query}", uri.path()).parse() {
-            *request.uri_mut() = rewritten;
-        }
-    }
-    next.run(request).await
+        capability,
+    })
 }

@@ -2,64 +2,44 @@
 //! `:mount/config/:name`, `:mount/roles/:name`, `:mount/creds/:role`,
 //! `:mount/rotate-root/:name`, `:mount/reset/:name`.
 //!
-//! Mounts come and go at run time, so these paths are not routes: this is the
-//! router's fallback, which finds the mount and dispatches on the rest.
+//! Mounts come and go at run time, so these paths are declared relative to a
+//! mount ([`routes`]); the front middleware finds the mount and the route, and
+//! the router's fallback hands the request to the handler here.
 
 use super::AppState;
-use super::authorize::{Caller, is_list};
+use super::authorize::Caller;
 use super::body::JsonBody;
 use super::response::{ApiError, Envelope};
+use super::routes::{Existence, Operation, Resolved, RouteSpec};
 use crate::leases::LeaseLimit;
-use crate::plugin::{Failure, PluginError};
 use crate::secrets::schema::ObjectSchema;
-use crate::secrets::{ConnectionWrite, MountEntry, Requester, SecretsError};
+use crate::secrets::{ConnectionWrite, MountEntry, Requester};
 use axum::extract::{FromRequest, Request, State};
-use axum::http::{Method, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use secrecy::ExposeSecret;
 use serde_json::{Map, Value, json};
 
-/// A plugin failure as an HTTP error: the request or config is wrong (400), the
-/// target is unavailable or refused (502), the connection's or the pool's calls
-/// are all taken (429), the target keeps timing out (503), or the plugin broke
-/// (500). Refusals carry `Retry-After`.
-pub fn plugin_error(err: PluginError) -> ApiError {
-    let status = match &err {
-        PluginError::Failed(Failure::InvalidConfig(_) | Failure::InvalidRequest(_))
-        | PluginError::CapabilityDenied(_) => StatusCode::BAD_REQUEST,
-        PluginError::Failed(Failure::Unavailable(_) | Failure::Denied(_))
-        | PluginError::Timeout(_) => StatusCode::BAD_GATEWAY,
-        PluginError::Busy { .. } => StatusCode::TOO_MANY_REQUESTS,
-        PluginError::CircuitOpen { .. } => StatusCode::SERVICE_UNAVAILABLE,
-        _ => StatusCode::INTERNAL_SERVER_ERROR,
-    };
-    let retry = if err.is_retryable() {
-        " (retryable)"
-    } else {
-        ""
-    };
-    let error = ApiError::new(status, format!("plugin error: {err}{retry}"));
-    match err.retry_after() {
-        Some(after) => error.retry_after(after),
-        None => error,
-    }
+/// The paths under every mount, relative to it. Handlers are chosen in
+/// [`route`] by pattern; what each needs is declared here.
+pub fn routes() -> Vec<RouteSpec> {
+    use Operation::*;
+    vec![
+        RouteSpec::at("config").serves(&[List]),
+        RouteSpec::at("config/{name}")
+            .serves(&[Read, Write, Delete])
+            .existence(Existence::Connection),
+        RouteSpec::at("roles").serves(&[List]),
+        RouteSpec::at("roles/{name}")
+            .serves(&[Read, Write, Delete])
+            .existence(Existence::Role),
+        RouteSpec::at("creds/{name}").serves(&[Read]),
+        RouteSpec::at("rotate-root/{name}").serves(&[Write]),
+        RouteSpec::at("reset/{name}").serves(&[Write]),
+    ]
 }
 
-impl From<SecretsError> for ApiError {
-    fn from(err: SecretsError) -> Self {
-        match err {
-            SecretsError::Invalid(message) => ApiError::bad_request(message),
-            SecretsError::NotFound => ApiError::not_found(),
-            SecretsError::Plugin(err) => plugin_error(err),
-            SecretsError::Lease(err) => err.into(),
-            SecretsError::Catalog(err) => err.into(),
-            SecretsError::Barrier(err) => err.into(),
-            SecretsError::Internal(message) => ApiError::internal(message),
-        }
-    }
-}
-
-/// The fallback: a path under a mount, or 404.
+/// The fallback: a path under a mount, resolved by the front middleware.
 pub async fn dispatch(State(state): State<AppState>, request: Request) -> Response {
     match route(&state, request).await {
         Ok(response) => response,
@@ -68,28 +48,27 @@ pub async fn dispatch(State(state): State<AppState>, request: Request) -> Respon
 }
 
 async fn route(state: &AppState, request: Request) -> Result<Response, ApiError> {
-    let full = request.uri().path().to_owned();
-    let path = full.trim_start_matches("/v1/");
-    let Some((mount, rest)) = state.secrets.resolve(path).await? else {
-        return Err(ApiError::no_route(&full));
+    let resolved = request
+        .extensions()
+        .get::<Resolved>()
+        .cloned()
+        .ok_or_else(|| ApiError::no_route(request.uri().path()))?;
+    let Some(mount) = resolved.mount.clone() else {
+        return Err(ApiError::no_route(&resolved.path));
     };
     let caller = request
         .extensions()
         .get::<Caller>()
         .cloned()
         .ok_or_else(ApiError::permission_denied)?;
-    let rest = rest.trim_end_matches('/').to_owned();
-    let segments: Vec<&str> = rest.split('/').collect();
-    let method = request.method().clone();
-    let list = is_list(&request);
-    let write = method == Method::PUT || method == Method::POST;
-    let read = method == Method::GET || method == Method::HEAD;
-    let delete = method == Method::DELETE;
+    let name = resolved.param("name").unwrap_or_default().to_owned();
+    let name = name.as_str();
     let secrets = &state.secrets;
-    match segments.as_slice() {
-        ["config"] if read && list => names(secrets.data.connections(&mount.uuid).await?),
-        ["config", name] if read => read_connection(state, &mount, name).await,
-        ["config", name] if write => {
+    use Operation::*;
+    match (resolved.route.pattern, resolved.operation) {
+        ("config", List) => names(secrets.data.connections(&mount.uuid).await?),
+        ("config/{name}", Read) => read_connection(state, &mount, name).await,
+        ("config/{name}", Write) => {
             let JsonBody(body) =
                 JsonBody::<Map<String, Value>>::from_request(request, state).await?;
             secrets
@@ -97,37 +76,36 @@ async fn route(state: &AppState, request: Request) -> Result<Response, ApiError>
                 .await?;
             Ok(StatusCode::NO_CONTENT.into_response())
         }
-        ["config", name] if delete => {
+        ("config/{name}", Delete) => {
             secrets.delete_connection(&mount, name).await?;
             Ok(StatusCode::NO_CONTENT.into_response())
         }
-        ["roles"] if read && list => names(secrets.data.roles(&mount.uuid).await?),
-        ["roles", name] if read => read_role(state, &mount, name).await,
-        ["roles", name] if write => {
+        ("roles", List) => names(secrets.data.roles(&mount.uuid).await?),
+        ("roles/{name}", Read) => read_role(state, &mount, name).await,
+        ("roles/{name}", Write) => {
             let JsonBody(body) =
                 JsonBody::<Map<String, Value>>::from_request(request, state).await?;
             write_role(state, &mount, name, body).await
         }
-        ["roles", name] if delete => {
+        ("roles/{name}", Delete) => {
             secrets.data.delete_role(&mount.uuid, name).await?;
             Ok(StatusCode::NO_CONTENT.into_response())
         }
-        ["creds", role] if read && !list => issue(state, &mount, role, &caller).await,
-        ["rotate-root", name] if write => {
+        ("creds/{name}", Read) => issue(state, &mount, name, &caller).await,
+        ("rotate-root/{name}", Write) => {
             secrets.rotate_root(&mount, name).await?;
             Ok(StatusCode::NO_CONTENT.into_response())
         }
         // Every plugin call gets a fresh instance, so there is no connection to
         // reset; the endpoint exists because Vault clients call it.
-        ["reset", name] if write => {
+        ("reset/{name}", Write) => {
             secrets.connection(&mount, name).await?;
             Ok(StatusCode::NO_CONTENT.into_response())
         }
-        ["config" | "roles", ..] | ["creds" | "rotate-root" | "reset", _] => Err(ApiError::new(
-            StatusCode::METHOD_NOT_ALLOWED,
-            format!("unsupported operation: {method} on this path"),
-        )),
-        _ => Err(ApiError::no_route(&full)),
+        _ => Err(ApiError::internal(format!(
+            "mount route `{}` has no handler for {:?}",
+            resolved.route.pattern, resolved.operation
+        ))),
     }
 }
 

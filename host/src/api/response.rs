@@ -72,6 +72,11 @@ impl ApiError {
 }
 
 impl ApiError {
+    /// Its messages, for the operator.
+    pub fn messages(&self) -> &[String] {
+        &self.messages
+    }
+
     /// Tells the client when to try again.
     pub fn retry_after(mut self, after: std::time::Duration) -> Self {
         self.retry_after = Some(after);

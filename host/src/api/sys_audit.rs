@@ -4,26 +4,11 @@ use super::AppState;
 use super::authorize::Caller;
 use super::body::JsonBody;
 use super::response::{ApiError, Envelope};
-use crate::audit::AuditError;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
-
-impl From<AuditError> for ApiError {
-    fn from(err: AuditError) -> Self {
-        match err {
-            AuditError::Barrier(e) => e.into(),
-            AuditError::NoDeviceWrote => ApiError::internal(err),
-            other => ApiError::bad_request(other.to_string()),
-        }
-    }
-}
-
-fn clean(path: &str) -> String {
-    path.trim_matches('/').to_owned()
-}
 
 /// `GET sys/audit`.
 pub async fn list(State(state): State<AppState>, _caller: Caller) -> Result<Envelope, ApiError> {
@@ -72,7 +57,7 @@ pub async fn enable(
     state
         .audit
         .enable(
-            &clean(&path),
+            &path,
             &body.kind,
             body.description.unwrap_or_default(),
             body.options.unwrap_or_default(),
@@ -87,7 +72,7 @@ pub async fn disable(
     _caller: Caller,
     Path(path): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    state.audit.disable(&clean(&path)).await?;
+    state.audit.disable(&path).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -105,7 +90,6 @@ pub async fn hash(
     Path(path): Path<String>,
     JsonBody(body): JsonBody<HashBody>,
 ) -> Result<Envelope, ApiError> {
-    let path = clean(&path);
     let devices = state.audit.devices().await?;
     let device = devices
         .iter()

@@ -7,7 +7,6 @@ use super::authorize::Caller;
 use super::body::JsonBody;
 use super::duration::Seconds;
 use super::response::{ApiError, Envelope};
-use super::sys_policy::ListQuery;
 use crate::clock::{rfc3339, unix_now};
 use crate::leases::{LeaseEntry, LeaseError};
 use axum::extract::{Path, Query, State};
@@ -15,30 +14,6 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
-
-impl From<LeaseError> for ApiError {
-    fn from(err: LeaseError) -> Self {
-        match err {
-            LeaseError::NotFound => ApiError::bad_request("invalid lease"),
-            LeaseError::QuotaExceeded(_) => {
-                ApiError::new(StatusCode::TOO_MANY_REQUESTS, err.to_string())
-            }
-            LeaseError::PastMax | LeaseError::NotRenewable(_) | LeaseError::TokenExpiring => {
-                ApiError::bad_request(err.to_string())
-            }
-            LeaseError::Plugin(err) => super::mount_paths::plugin_error(err),
-            LeaseError::Deferred(ref refused) => {
-                let after = refused
-                    .retry_after()
-                    .unwrap_or(std::time::Duration::from_secs(1));
-                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, err.to_string()).retry_after(after)
-            }
-            LeaseError::Target(_) => ApiError::bad_request(err.to_string()),
-            LeaseError::RevokeFailed(_) => ApiError::new(StatusCode::BAD_GATEWAY, err.to_string()),
-            LeaseError::Barrier(e) => e.into(),
-        }
-    }
-}
 
 fn lease_json(entry: &LeaseEntry) -> Value {
     let now = unix_now();
@@ -165,7 +140,8 @@ fn next_segments(prefix: &str, ids: &[String]) -> Vec<String> {
 }
 
 async fn list_under(state: &AppState, prefix: String) -> Result<Envelope, ApiError> {
-    let prefix = match prefix.trim_matches('/') {
+    // The canonical path has no trailing `/`; lease ids do below a prefix.
+    let prefix = match prefix.as_str() {
         "" => String::new(),
         p => format!("{p}/"),
     };
@@ -182,9 +158,7 @@ pub async fn list(
     State(state): State<AppState>,
     _caller: Caller,
     Path(prefix): Path<String>,
-    Query(query): Query<ListQuery>,
 ) -> Result<Envelope, ApiError> {
-    query.require()?;
     list_under(&state, prefix).await
 }
 
@@ -192,9 +166,7 @@ pub async fn list(
 pub async fn list_root(
     State(state): State<AppState>,
     _caller: Caller,
-    Query(query): Query<ListQuery>,
 ) -> Result<Envelope, ApiError> {
-    query.require()?;
     list_under(&state, String::new()).await
 }
 
@@ -214,7 +186,7 @@ async fn revoke_under(
     force: bool,
     sync: bool,
 ) -> Result<StatusCode, ApiError> {
-    if prefix.trim_matches('/').is_empty() {
+    if prefix.is_empty() {
         return Err(ApiError::bad_request("a prefix is required"));
     }
     if !sync && !force {

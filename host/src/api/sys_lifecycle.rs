@@ -7,7 +7,7 @@ use super::body::JsonBody;
 use super::response::{ApiError, Envelope};
 use crate::barrier::UnsealShare;
 use crate::clock::{rfc3339, unix_now};
-use crate::lifecycle::{LifecycleError, SealStatus};
+use crate::lifecycle::SealStatus;
 use axum::Json;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
@@ -16,27 +16,6 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 const VERSION: &str = env!("CARGO_PKG_VERSION");
-
-impl From<LifecycleError> for ApiError {
-    fn from(err: LifecycleError) -> Self {
-        match err {
-            LifecycleError::Invalid(_)
-            | LifecycleError::AlreadyInitialized
-            | LifecycleError::NotInitialized
-            | LifecycleError::WrongShares => ApiError::bad_request(err.to_string()),
-            LifecycleError::Barrier(_) | LifecycleError::Token(_) => ApiError::internal(err),
-        }
-    }
-}
-
-impl From<crate::barrier::BarrierError> for ApiError {
-    fn from(err: crate::barrier::BarrierError) -> Self {
-        match err {
-            crate::barrier::BarrierError::Sealed => ApiError::sealed(),
-            other => ApiError::internal(other),
-        }
-    }
-}
 
 /// Status-code overrides `sys/health` accepts.
 #[derive(Deserialize)]

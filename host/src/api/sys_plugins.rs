@@ -9,8 +9,7 @@ use super::AppState;
 use super::authorize::Caller;
 use super::body::JsonBody;
 use super::response::{ApiError, Envelope};
-use super::sys_policy::ListQuery;
-use crate::catalog::{CatalogEntry, CatalogError};
+use crate::catalog::CatalogEntry;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use base64::Engine as _;
@@ -19,16 +18,6 @@ use serde_json::{Value, json};
 
 /// Largest component accepted for upload.
 pub const MAX_COMPONENT_BYTES: usize = 64 << 20;
-
-impl From<CatalogError> for ApiError {
-    fn from(err: CatalogError) -> Self {
-        match err {
-            CatalogError::Barrier(e) => e.into(),
-            CatalogError::Unknown(_) => ApiError::new(StatusCode::NOT_FOUND, err.to_string()),
-            other => ApiError::bad_request(other.to_string()),
-        }
-    }
-}
 
 const TYPES: &[&str] = &["secret", "database"];
 
@@ -78,10 +67,8 @@ pub async fn list(
     State(state): State<AppState>,
     _caller: Caller,
     Path(kind): Path<String>,
-    Query(query): Query<ListQuery>,
 ) -> Result<Envelope, ApiError> {
     check_type(&kind)?;
-    query.require()?;
     let mut names: Vec<String> = state
         .secrets
         .catalog

@@ -4,49 +4,13 @@ use super::AppState;
 use super::authorize::Caller;
 use super::body::JsonBody;
 use super::response::{ApiError, Envelope};
-use crate::policy::PolicyStoreError;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::json;
 
-impl From<PolicyStoreError> for ApiError {
-    fn from(err: PolicyStoreError) -> Self {
-        match err {
-            PolicyStoreError::Barrier(e) => e.into(),
-            other => ApiError::bad_request(other.to_string()),
-        }
-    }
-}
-
-/// `?list=true`.
-#[derive(Deserialize)]
-pub struct ListQuery {
-    #[serde(default)]
-    list: Option<String>,
-}
-
-impl ListQuery {
-    /// 405 unless this is a `LIST` (or `GET ?list=true`).
-    pub fn require(&self) -> Result<(), ApiError> {
-        if self.list.as_deref() == Some("true") {
-            Ok(())
-        } else {
-            Err(ApiError::new(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "use LIST (or GET with ?list=true)",
-            ))
-        }
-    }
-}
-
 /// `LIST sys/policies/acl`.
-pub async fn list(
-    State(state): State<AppState>,
-    _caller: Caller,
-    Query(query): Query<ListQuery>,
-) -> Result<Envelope, ApiError> {
-    query.require()?;
+pub async fn list(State(state): State<AppState>, _caller: Caller) -> Result<Envelope, ApiError> {
     Ok(Envelope::sys(
         json!({ "keys": state.policies.list().await? }),
     ))
@@ -60,9 +24,7 @@ async fn read_as(state: &AppState, name: &str, field: &str) -> Result<Envelope, 
         .read(name)
         .await?
         .ok_or_else(ApiError::not_found)?;
-    Ok(Envelope::sys(
-        json!({ "name": name.to_ascii_lowercase(), field: text }),
-    ))
+    Ok(Envelope::sys(json!({ "name": name, field: text })))
 }
 
 /// `GET sys/policies/acl/:name`.

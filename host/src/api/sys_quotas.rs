@@ -6,24 +6,14 @@ use super::authorize::Caller;
 use super::body::JsonBody;
 use super::duration::Seconds;
 use super::response::{ApiError, Envelope};
-use super::sys_policy::ListQuery;
-use crate::quotas::{Client, GroupBy, LeaseCount, QuotaError, RateLimit};
-use axum::extract::{ConnectInfo, Path, Query, Request, State};
+use crate::quotas::{Client, GroupBy, LeaseCount, RateLimit};
+use axum::extract::{ConnectInfo, Path, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
 use std::net::SocketAddr;
-
-impl From<QuotaError> for ApiError {
-    fn from(err: QuotaError) -> Self {
-        match err {
-            QuotaError::Invalid(message) => ApiError::bad_request(message),
-            QuotaError::Barrier(e) => e.into(),
-        }
-    }
-}
 
 /// The middleware, right after authorization: a request over its path's rate
 /// limit is answered 429 with `Retry-After` before its handler runs. Clients
@@ -213,9 +203,7 @@ pub async fn delete_rate_limit(
 pub async fn list_rate_limits(
     State(state): State<AppState>,
     _caller: Caller,
-    Query(query): Query<ListQuery>,
 ) -> Result<Envelope, ApiError> {
-    query.require()?;
     Envelope::keys(state.quotas.rate_limit_names().await?)
 }
 
@@ -274,9 +262,7 @@ pub async fn delete_lease_count(
 pub async fn list_lease_counts(
     State(state): State<AppState>,
     _caller: Caller,
-    Query(query): Query<ListQuery>,
 ) -> Result<Envelope, ApiError> {
-    query.require()?;
     Envelope::keys(state.quotas.lease_count_names().await?)
 }
 

@@ -28,12 +28,56 @@ impl std::fmt::Debug for AuditDevice {
     }
 }
 
-/// Replaces every string in `value` by its HMAC under `key`, in place.
+/// Most items of one array or object an entry keeps; the rest are cut.
+const MAX_ITEMS: usize = 64;
+/// Most values one entry keeps in all.
+const MAX_VALUES: usize = 2048;
+/// Deepest nesting kept.
+const MAX_DEPTH: usize = 16;
+
+/// Replaces every string in `value` by its HMAC under `key`, in place, and
+/// bounds it: arrays and objects keep their first [`MAX_ITEMS`] items, the
+/// entry its first [`MAX_VALUES`] values and [`MAX_DEPTH`] levels, and what is
+/// cut is replaced by a plain marker saying how much. A body of a million
+/// empty strings thus costs the log a few kilobytes, not fifty megabytes.
 pub fn hmac_values(key: &[u8], value: &mut Value) {
+    let mut budget = MAX_VALUES;
+    hmac_bounded(key, value, 0, &mut budget);
+}
+
+fn cut(count: usize) -> Value {
+    Value::String(format!("[audit: {count} more cut]"))
+}
+
+fn hmac_bounded(key: &[u8], value: &mut Value, depth: usize, budget: &mut usize) {
+    *budget = budget.saturating_sub(1);
     match value {
         Value::String(text) => *text = hmac_of(key, text),
-        Value::Array(items) => items.iter_mut().for_each(|v| hmac_values(key, v)),
-        Value::Object(map) => map.values_mut().for_each(|v| hmac_values(key, v)),
+        Value::Array(items) if depth >= MAX_DEPTH => *value = cut(items.len()),
+        Value::Object(map) if depth >= MAX_DEPTH => *value = cut(map.len()),
+        Value::Array(items) => {
+            let keep = items.len().min(MAX_ITEMS).min(*budget);
+            let dropped = items.len() - keep;
+            items.truncate(keep);
+            for item in items.iter_mut() {
+                hmac_bounded(key, item, depth + 1, budget);
+            }
+            if dropped > 0 {
+                items.push(cut(dropped));
+            }
+        }
+        Value::Object(map) => {
+            let keep = map.len().min(MAX_ITEMS).min(*budget);
+            let dropped = map.len() - keep;
+            let kept: Vec<String> = map.keys().take(keep).cloned().collect();
+            map.retain(|name, _| kept.contains(name));
+            for item in map.values_mut() {
+                hmac_bounded(key, item, depth + 1, budget);
+            }
+            if dropped > 0 {
+                map.insert("[audit: cut]".into(), cut(dropped));
+            }
+        }
         Value::Null | Value::Bool(_) | Value::Number(_) => {}
     }
 }
@@ -105,5 +149,21 @@ impl AuditDevice {
         file.sync_data()?;
         *last = Some(line);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_huge_body_becomes_a_bounded_entry() {
+        let mut flood = serde_json::json!({ "a": vec![""; 300_000], "b": {"c": [[[[[[[[[[[[[[[[[["x"]]]]]]]]]]]]]]]]]]} });
+        hmac_values(b"key", &mut flood);
+        let line = serde_json::to_string(&flood).unwrap();
+        assert!(line.len() < 16 << 10, "{} bytes", line.len());
+        assert_eq!(flood["a"][64], "[audit: 299936 more cut]");
+        assert!(line.contains("[audit: 1 more cut]"), "{line}");
+        assert!(flood["a"][0].as_str().unwrap().starts_with("hmac-sha256:"));
     }
 }

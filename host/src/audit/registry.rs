@@ -126,8 +126,11 @@ impl AuditRegistry {
                 }
             }
         }
-        *self.open.write().unwrap_or_else(|e| e.into_inner()) = Some(open.clone());
-        Ok(open)
+        // Requests racing here after an unseal or a change each opened the
+        // devices; one set wins, so every line of a file goes through one
+        // device and one chain.
+        let mut stored = self.open.write().unwrap_or_else(|e| e.into_inner());
+        Ok(stored.get_or_insert(open).clone())
     }
 
     /// Whether any device is enabled (even one that cannot write).
@@ -253,7 +256,16 @@ fn restore_plain(
     for (section, fields) in [
         (
             "request",
-            &["id", "operation", "path", "remote_address"][..],
+            &[
+                "id",
+                "operation",
+                "path",
+                "remote_address",
+                "query",
+                "mount_point",
+                "mount_type",
+                "mount_accessor",
+            ][..],
         ),
         ("response", &["status"][..]),
         ("auth", &["policies", "display_name"][..]),

@@ -4,7 +4,9 @@
 //! A plugin cannot flood the host's log: a line is cut at [`MAX_LINE`] bytes, a call
 //! logs at most [`MAX_LINES`] lines and [`MAX_BYTES`] bytes in all, and stdout and
 //! stderr are captured in bounded buffers and forwarded when the call ends. What
-//! goes past a limit is dropped, and one line says so.
+//! goes past a limit is dropped, and one line says so. Control characters
+//! (newlines, carriage returns, terminal escapes) are written escaped, so a
+//! plugin cannot forge a log entry of the broker's or rewrite a terminal.
 
 use super::bindings::Level;
 use super::capture::Capture;
@@ -42,6 +44,22 @@ fn cut(line: &str) -> &str {
     &line[..end]
 }
 
+/// `line` with every control character escaped (`\n`, `\u{1b}`).
+fn escaped(line: &str) -> std::borrow::Cow<'_, str> {
+    if !line.chars().any(char::is_control) {
+        return line.into();
+    }
+    let mut out = String::with_capacity(line.len() + 8);
+    for c in line.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out.into()
+}
+
 impl PluginOutput {
     pub(crate) fn new(plugin: Arc<str>, mount: Arc<str>) -> Self {
         Self {
@@ -61,6 +79,7 @@ impl PluginOutput {
         if !self.admit(message) {
             return;
         }
+        let message = escaped(message);
         let (plugin, mount) = (&*self.plugin, &*self.mount);
         match level {
             Level::Trace => tracing::trace!(plugin, mount, "{message}"),
@@ -103,8 +122,23 @@ impl PluginOutput {
                     return;
                 }
                 let (plugin, mount) = (&*self.plugin, &*self.mount);
+                let line = escaped(line);
                 tracing::warn!(plugin, mount, stream, "{line}");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::escaped;
+
+    #[test]
+    fn a_plugin_line_cannot_forge_another() {
+        assert_eq!(escaped("plain line"), "plain line");
+        assert_eq!(
+            escaped("ok\n2026-12-05T00:00:00Z INFO leasehold: unsealed\r\u{1b}[2K"),
+            "ok\\n2026-12-05T00:00:00Z INFO leasehold: unsealed\\r\\u{1b}[2K"
+        );
     }
 }

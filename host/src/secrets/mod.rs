@@ -392,6 +392,12 @@ impl Secrets {
             .or(pinned);
         let entry = self.catalog_entry(&plugin_name, version.as_deref()).await?;
 
+        let schema = ObjectSchema::parse(&entry.config_schema);
+        let sent_secrets: Vec<String> = schema
+            .secret_fields()
+            .into_iter()
+            .filter(|field| write.config.get(field).is_some_and(|v| !v.is_null()))
+            .collect();
         let mut config = existing
             .as_ref()
             .filter(|c| c.plugin_name == plugin_name)
@@ -404,7 +410,6 @@ impl Secrets {
                 config.insert(field, value);
             }
         }
-        let schema = ObjectSchema::parse(&entry.config_schema);
         schema.coerce_lists(&mut config);
         reject_unknown(&schema, &config, "connection")?;
         schema
@@ -431,6 +436,9 @@ impl Secrets {
                 .unwrap_or(0),
             config,
         };
+        if let Some(old) = existing.as_ref() {
+            refuse_retarget(&schema, old, &connection, &sent_secrets)?;
+        }
         let mut target = self.resolver.target(mount, name, &connection).await?;
         if connection.verify_connection {
             // A config not yet saved is checked outside the connection's turns
@@ -711,4 +719,70 @@ fn reject_unknown(
                 .join(", ")
         )))
     }
+}
+
+/// Refuses a write that would send a connection's stored secret somewhere
+/// new: if any plugin field (host, port, URL, auth method…) or grant changes,
+/// every stored secret field must be sent again with it. Otherwise whoever may
+/// update a connection could repoint it at a server of theirs and receive the
+/// root credential when the broker connects.
+fn refuse_retarget(
+    schema: &ObjectSchema,
+    old: &Connection,
+    new: &Connection,
+    sent_secrets: &[String],
+) -> Result<(), SecretsError> {
+    let secrets = schema.secret_fields();
+    let stored: Vec<&String> = secrets
+        .iter()
+        .filter(|field| old.config.get(*field).is_some_and(|v| !v.is_null()))
+        .collect();
+    let missing: Vec<&str> = stored
+        .iter()
+        .filter(|field| !sent_secrets.contains(field))
+        .map(|field| field.as_str())
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let mut changed: Vec<&str> = old
+        .config
+        .keys()
+        .chain(new.config.keys())
+        .filter(|field| !secrets.contains(field))
+        .filter(|field| old.config.get(*field) != new.config.get(*field))
+        .map(String::as_str)
+        .collect();
+    changed.sort_unstable();
+    changed.dedup();
+    for (field, differs) in [
+        ("plugin_name", old.plugin_name != new.plugin_name),
+        ("allowed_hosts", old.allowed_hosts != new.allowed_hosts),
+        (
+            "allowed_origins",
+            old.allowed_origins != new.allowed_origins,
+        ),
+        ("directory", old.directory != new.directory),
+    ] {
+        if differs {
+            changed.push(field);
+        }
+    }
+    if changed.is_empty() {
+        return Ok(());
+    }
+    Err(invalid(format!(
+        "changing {} would send the stored {} to a new target: send {} again with the change",
+        quoted(&changed),
+        quoted(&missing),
+        quoted(&missing),
+    )))
+}
+
+fn quoted(fields: &[&str]) -> String {
+    fields
+        .iter()
+        .map(|f| format!("`{f}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
