@@ -438,3 +438,55 @@ fn a_body_with_bytes_after_its_json_is_refused_and_applies_nothing() {
     );
     assert_eq!(server.api(&token).get("sys/policies/acl/trailing").0, 404);
 }
+
+#[test]
+fn what_a_caller_learns_and_may_do_is_decided_after_its_token() {
+    let root = tempfile::tempdir().unwrap();
+    let server = Server::with_data_dir(&support::data_dir(&root));
+    let token = server.init_and_unseal();
+    let api = server.api(&token);
+    api.ok("sys/mounts/db", json!({"type": "noop"}));
+    api.ok("db/config/c", json!({"allowed_roles": "*"}));
+    api.ok("db/roles/r", json!({"db_name": "c"}));
+    // Without a token, an existing mount and a missing one look the same.
+    for path in ["/v1/db/creds/r", "/v1/nothing/creds/r"] {
+        assert_eq!(raw(&server.base, "", "DELETE", path, None).0, 403, "{path}");
+    }
+    // With one, the operation a route does not serve is a 405; `HEAD` does
+    // not run a read that issues a credential.
+    assert_eq!(
+        raw(&server.base, &token, "DELETE", "/v1/db/creds/r", None).0,
+        405
+    );
+    assert_eq!(
+        raw(&server.base, &token, "HEAD", "/v1/db/creds/r", None).0,
+        405
+    );
+    assert_eq!(api.list("sys/leases/lookup/db/creds/r").0, 404);
+    assert_eq!(raw(&server.base, "", "HEAD", "/v1/sys/health", None).0, 200);
+    // A path too long to be one is refused before anything reads it.
+    let long = format!("/v1/db/creds/{}", "r".repeat(9000));
+    assert_eq!(raw(&server.base, &token, "GET", &long, None).0, 414);
+
+    // Listing is of what is below a path, as Vault checks it.
+    api.ok(
+        "sys/policies/acl/ops",
+        json!({"policy": r#"
+            path "db/roles/*" { capabilities = ["list"] }
+            path "sys/mounts/*" { capabilities = ["delete"] }
+        "#}),
+    );
+    let (_, created) = api.put("auth/token/create", json!({"policies": ["ops"]}));
+    let ops = Api::new(
+        &server.base,
+        created["auth"]["client_token"].as_str().unwrap(),
+    );
+    let (status, listed) = ops.list("db/roles");
+    assert_eq!(status, 200, "{listed}");
+    assert_eq!(listed["data"]["keys"], json!(["r"]));
+    // Dropping a mount's leases unrevoked is `sudo`, like revoke-force.
+    let (status, lease) = api.get("db/creds/r");
+    assert_eq!(status, 200, "{lease}");
+    assert_eq!(ops.delete("sys/mounts/db?force=true").0, 403);
+    assert_eq!(api.get("sys/mounts/db").0, 200);
+}

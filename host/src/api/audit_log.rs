@@ -139,11 +139,12 @@ pub async fn audit(State(state): State<AppState>, request: Request, next: Next) 
         return ApiError::internal("a request reached the audit log unresolved").into_response();
     };
     let caller = parts.extensions.get::<Caller>().cloned();
-    let data = parts
-        .extensions
-        .get::<RequestData>()
-        .map(|d| Value::clone(&d.0))
-        .unwrap_or(Value::Null);
+    // An open route (health, init, unseal) answers anyone: its body is not
+    // recorded, so an anonymous client cannot make the log grow by it.
+    let data = match parts.extensions.get::<RequestData>() {
+        Some(data) if !resolved.route.unauthenticated => Value::clone(&data.0),
+        _ => Value::Null,
+    };
     let capability = caller.as_ref().map(|c| c.capability);
     let token = token_of(&parts);
     let request_entry = object(json!({

@@ -10,7 +10,7 @@
 
 use super::AppState;
 use super::response::ApiError;
-use super::routes::Resolved;
+use super::routes::{Operation, Resolved};
 use crate::auth::{Token, TokenEntry, TokenError};
 use crate::policy::Capability;
 use axum::extract::{FromRequestParts, Request, State};
@@ -72,6 +72,9 @@ pub async fn authorize(State(state): State<AppState>, request: Request, next: Ne
     // A body is not `Sync`: only the head is looked at across the awaits.
     let (mut parts, body) = request.into_parts();
     match check(&state, &parts, &resolved).await {
+        Ok(_) if resolved.unsupported => {
+            super::routes::unsupported(&parts.method, resolved.operation).into_response()
+        }
         Ok(caller) => {
             parts.extensions.insert(caller);
             next.run(Request::from_parts(parts, body)).await
@@ -93,7 +96,13 @@ async fn check(state: &AppState, parts: &Parts, resolved: &Resolved) -> Result<C
         .await
         .map_err(ApiError::internal)?;
     let capability = resolved.capability(state).await?;
-    let decision = acl.decide(&resolved.path, capability);
+    // A list is of what is below the path, as in Vault, whose `LIST db/roles`
+    // is checked as `db/roles/` (so `path "db/roles/*"` grants it).
+    let decision = if resolved.operation == Operation::List {
+        acl.decide(&format!("{}/", resolved.path), capability)
+    } else {
+        acl.decide(&resolved.path, capability)
+    };
     if !decision.allowed || (resolved.route.needs_sudo(resolved.operation) && !decision.sudo) {
         return Err(ApiError::permission_denied());
     }

@@ -36,6 +36,9 @@ pub struct Front {
     pub routes: Arc<Routes>,
 }
 
+/// Longest path and query accepted (Vault's clients never come close).
+const MAX_URI_BYTES: usize = 8 << 10;
+
 fn asked_for_list(query: Option<&str>) -> bool {
     query.is_some_and(|q| q.split('&').any(|pair| pair == "list=true"))
 }
@@ -51,7 +54,10 @@ pub async fn front(State(front): State<Front>, mut request: Request, next: Next)
                 None => path,
             };
             let mut parts = request.uri().clone().into_parts();
-            parts.path_and_query = rewritten.parse::<PathAndQuery>().ok();
+            let Ok(path_and_query) = rewritten.parse::<PathAndQuery>() else {
+                return ApiError::bad_request("invalid request path").into_response();
+            };
+            parts.path_and_query = Some(path_and_query);
             match axum::http::Uri::from_parts(parts) {
                 Ok(uri) => *request.uri_mut() = uri,
                 Err(_) => return ApiError::bad_request("invalid request path").into_response(),
@@ -69,6 +75,12 @@ pub async fn front(State(front): State<Front>, mut request: Request, next: Next)
 
 async fn resolve(front: &Front, uri: &Uri, method: &Method) -> Result<Resolved, ApiError> {
     let raw = uri.path();
+    if uri.path_and_query().map_or(0, |p| p.as_str().len()) > MAX_URI_BYTES {
+        return Err(ApiError::new(
+            axum::http::StatusCode::URI_TOO_LONG,
+            format!("the request path and query are longer than {MAX_URI_BYTES} bytes"),
+        ));
+    }
     let Some(rest) = raw.strip_prefix("/v1/") else {
         return Err(ApiError::no_route(raw));
     };
@@ -101,7 +113,11 @@ async fn resolve(front: &Front, uri: &Uri, method: &Method) -> Result<Resolved, 
         (None, Some((route, params, mount))) => (route, params, Some(mount)),
         (None, None) => (front.routes.unknown.clone(), Vec::new(), None),
     };
-    if !route.operations.contains(&operation) {
+    // `HEAD` runs a read handler and drops its body: only for the open
+    // status routes, never for a read that does something (a credential).
+    let head_refused = method == Method::HEAD && !route.unauthenticated;
+    let unsupported = head_refused || !route.operations.contains(&operation);
+    if unsupported && route.unauthenticated {
         return Err(super::routes::unsupported(method, operation));
     }
     Ok(Resolved {
@@ -110,5 +126,6 @@ async fn resolve(front: &Front, uri: &Uri, method: &Method) -> Result<Resolved, 
         operation,
         params,
         mount,
+        unsupported,
     })
 }

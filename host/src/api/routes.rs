@@ -254,6 +254,9 @@ pub struct Resolved {
     pub params: Params,
     /// For a path under a mount: the mount (`path` still includes its prefix).
     pub mount: Option<MountEntry>,
+    /// The route does not serve the operation: 405, but only once the caller
+    /// is authorized, so an anonymous client cannot learn which mounts exist.
+    pub unsupported: bool,
 }
 
 impl Resolved {

@@ -173,13 +173,15 @@ pub struct ForceQuery {
 /// its connections and roles.
 pub async fn unmount(
     State(state): State<AppState>,
-    _caller: Caller,
+    caller: Caller,
     Path(path): Path<String>,
     Query(query): Query<ForceQuery>,
 ) -> Result<StatusCode, ApiError> {
-    state
-        .secrets
-        .unmount(&path, query.force.unwrap_or(false))
-        .await?;
+    let force = query.force.unwrap_or(false);
+    // Forcing drops leases unrevoked, as `sys/leases/revoke-force` does: sudo.
+    if force && !caller.sudo {
+        return Err(ApiError::permission_denied());
+    }
+    state.secrets.unmount(&path, force).await?;
     Ok(StatusCode::NO_CONTENT)
 }

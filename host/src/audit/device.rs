@@ -45,6 +45,21 @@ pub fn hmac_values(key: &[u8], value: &mut Value) {
     hmac_bounded(key, value, 0, &mut budget);
 }
 
+/// Longest object key kept, in bytes.
+const MAX_KEY: usize = 128;
+
+fn cut_key(mut name: String) -> String {
+    if name.len() > MAX_KEY {
+        let mut end = MAX_KEY;
+        while !name.is_char_boundary(end) {
+            end -= 1;
+        }
+        name.truncate(end);
+        name.push_str("[audit: cut]");
+    }
+    name
+}
+
 fn cut(count: usize) -> Value {
     Value::String(format!("[audit: {count} more cut]"))
 }
@@ -70,10 +85,16 @@ fn hmac_bounded(key: &[u8], value: &mut Value, depth: usize, budget: &mut usize)
             let keep = map.len().min(MAX_ITEMS).min(*budget);
             let dropped = map.len() - keep;
             let kept: Vec<String> = map.keys().take(keep).cloned().collect();
-            map.retain(|name, _| kept.contains(name));
-            for item in map.values_mut() {
-                hmac_bounded(key, item, depth + 1, budget);
+            let mut bounded = serde_json::Map::new();
+            for (name, mut item) in std::mem::take(map) {
+                if !kept.contains(&name) {
+                    continue;
+                }
+                hmac_bounded(key, &mut item, depth + 1, budget);
+                // A key is the client's text too: a long one is cut.
+                bounded.insert(cut_key(name), item);
             }
+            *map = bounded;
             if dropped > 0 {
                 map.insert("[audit: cut]".into(), cut(dropped));
             }
@@ -158,7 +179,8 @@ mod tests {
 
     #[test]
     fn a_huge_body_becomes_a_bounded_entry() {
-        let mut flood = serde_json::json!({ "a": vec![""; 300_000], "b": {"c": [[[[[[[[[[[[[[[[[["x"]]]]]]]]]]]]]]]]]]} });
+        let long_key = "k".repeat(1 << 20);
+        let mut flood = serde_json::json!({ long_key: 1, "a": vec![""; 300_000], "b": {"c": [[[[[[[[[[[[[[[[[["x"]]]]]]]]]]]]]]]]]]} });
         hmac_values(b"key", &mut flood);
         let line = serde_json::to_string(&flood).unwrap();
         assert!(line.len() < 16 << 10, "{} bytes", line.len());

@@ -75,11 +75,10 @@ impl PluginOutput {
 
     /// One line from the `logging.log` import.
     pub(crate) fn log(&mut self, level: Level, message: &str) {
-        let message = cut(message);
-        if !self.admit(message) {
+        let message = escaped(cut(message));
+        if !self.admit(&message) {
             return;
         }
-        let message = escaped(message);
         let (plugin, mount) = (&*self.plugin, &*self.mount);
         match level {
             Level::Trace => tracing::trace!(plugin, mount, "{message}"),
@@ -117,12 +116,11 @@ impl PluginOutput {
         ];
         for (stream, captured) in captured {
             for line in String::from_utf8_lossy(&captured).lines() {
-                let line = cut(line);
-                if !self.admit(line) {
+                let line = escaped(cut(line));
+                if !self.admit(&line) {
                     return;
                 }
                 let (plugin, mount) = (&*self.plugin, &*self.mount);
-                let line = escaped(line);
                 tracing::warn!(plugin, mount, stream, "{line}");
             }
         }

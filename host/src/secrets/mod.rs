@@ -757,6 +757,8 @@ fn refuse_retarget(
     changed.dedup();
     for (field, differs) in [
         ("plugin_name", old.plugin_name != new.plugin_name),
+        // Another version is other code: it gets the secret only if resent.
+        ("plugin_version", old.plugin_version != new.plugin_version),
         ("allowed_hosts", old.allowed_hosts != new.allowed_hosts),
         (
             "allowed_origins",
