@@ -48,13 +48,9 @@ fn object(value: Value) -> Map<String, Value> {
 
 /// The request's token as sent (HMAC'd by each device).
 fn token_of(parts: &Parts) -> String {
-    parts
-        .headers
-        .get("x-vault-token")
-        .or_else(|| parts.headers.get(axum::http::header::AUTHORIZATION))
-        .and_then(|v| v.to_str().ok())
-        .map(|v| v.trim_start_matches("Bearer ").trim().to_owned())
+    super::authorize::presented_text(&parts.headers)
         .unwrap_or_default()
+        .to_owned()
 }
 
 /// The request section: what was asked, where from, on which mount. `data` is

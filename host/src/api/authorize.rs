@@ -50,15 +50,21 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
     }
 }
 
-fn presented(headers: &axum::http::HeaderMap) -> Option<Token> {
+/// The token as sent: `X-Vault-Token`, else `Authorization: Bearer`. The one
+/// reading of these headers, for authorization and the audit log alike.
+pub(super) fn presented_text(headers: &axum::http::HeaderMap) -> Option<&str> {
     if let Some(value) = headers.get("x-vault-token").and_then(|v| v.to_str().ok()) {
-        return Some(Token::from_request(value.trim()));
+        return Some(value.trim());
     }
-    let bearer = headers
+    headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())?
-        .strip_prefix("Bearer ")?;
-    Some(Token::from_request(bearer.trim()))
+        .strip_prefix("Bearer ")
+        .map(str::trim)
+}
+
+fn presented(headers: &axum::http::HeaderMap) -> Option<Token> {
+    presented_text(headers).map(Token::from_request)
 }
 
 /// The middleware.

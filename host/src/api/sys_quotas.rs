@@ -6,6 +6,7 @@ use super::authorize::Caller;
 use super::body::JsonBody;
 use super::duration::Seconds;
 use super::response::{ApiError, Envelope};
+use super::routes::Resolved;
 use crate::quotas::{Client, GroupBy, LeaseCount, RateLimit};
 use axum::extract::{ConnectInfo, Path, Request, State};
 use axum::http::StatusCode;
@@ -21,7 +22,14 @@ use std::net::SocketAddr;
 /// the quota's `group_by` says; a made-up token never gets this far, so it
 /// cannot make buckets.
 pub async fn rate_limit(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let path = request.uri().path().trim_start_matches("/v1/").to_owned();
+    // The canonical path the ACL saw, not the URI's escaped spelling of it.
+    let Some(path) = request
+        .extensions()
+        .get::<Resolved>()
+        .map(|resolved| resolved.path.clone())
+    else {
+        return ApiError::internal("a request reached rate limiting unresolved").into_response();
+    };
     let client = Client {
         accessor: request
             .extensions()

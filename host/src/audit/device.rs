@@ -50,11 +50,7 @@ const MAX_KEY: usize = 128;
 
 fn cut_key(mut name: String) -> String {
     if name.len() > MAX_KEY {
-        let mut end = MAX_KEY;
-        while !name.is_char_boundary(end) {
-            end -= 1;
-        }
-        name.truncate(end);
+        name.truncate(name.floor_char_boundary(MAX_KEY));
         name.push_str("[audit: cut]");
     }
     name

@@ -189,23 +189,6 @@ impl AuditRegistry {
         Ok(())
     }
 
-    /// Writes one entry to every device; fails only if devices are enabled and
-    /// none wrote.
-    pub async fn record(
-        &self,
-        entry: &serde_json::Map<String, serde_json::Value>,
-    ) -> Result<(), AuditError> {
-        let devices = self.devices().await?;
-        if devices.is_empty() {
-            return if self.any_enabled().await? {
-                Err(AuditError::NoDeviceWrote)
-            } else {
-                Ok(())
-            };
-        }
-        Self::record_to(&devices, entry).await
-    }
-
     /// Writes one entry to each of `devices` (taken before the request ran, so
     /// a request that seals the barrier still has its response recorded where
     /// its request was); fails if none wrote.

@@ -146,11 +146,7 @@ const MAX_MESSAGE: usize = 2048;
 /// `message`, cut at [`MAX_MESSAGE`] bytes on a character boundary.
 fn bounded(mut message: String) -> String {
     if message.len() > MAX_MESSAGE {
-        let mut end = MAX_MESSAGE;
-        while !message.is_char_boundary(end) {
-            end -= 1;
-        }
-        message.truncate(end);
+        message.truncate(message.floor_char_boundary(MAX_MESSAGE));
         message.push_str(" [cut]");
     }
     message

@@ -34,14 +34,7 @@ pub(crate) struct PluginOutput {
 }
 
 fn cut(line: &str) -> &str {
-    if line.len() <= MAX_LINE {
-        return line;
-    }
-    let mut end = MAX_LINE;
-    while !line.is_char_boundary(end) {
-        end -= 1;
-    }
-    &line[..end]
+    &line[..line.floor_char_boundary(MAX_LINE)]
 }
 
 /// `line` with every control character escaped (`\n`, `\u{1b}`).
