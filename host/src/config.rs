@@ -30,6 +30,14 @@
 //! # A request waits this long for its call's turn, then gets 429.
 //! queue_timeout_seconds = 10
 //!
+//! # Directories a mount's plugin may be granted (by a sudo holder, on
+//! # `sys/grants/<mount>`): each grant must be one of these or inside one. Never
+//! # `/`, nor anything holding or inside the data, plugin or plugin-cache
+//! # directories or the directories of this file, the TLS files and the unseal
+//! # key file. Empty: no directory can be granted.
+//! [grants]
+//! directories = ["/srv/leasehold"]
+//!
 //! [leases]
 //! revocation_workers = 32
 //! revocations_per_connection = 4
@@ -70,6 +78,20 @@ pub struct ServerConfig {
     /// Timeouts and the connection cap.
     #[serde(default)]
     pub listener: ListenerSettings,
+    /// Limits on what mounts' plugins may be granted.
+    #[serde(default)]
+    pub grants: GrantSettings,
+    /// The file this was read from, if any: its directory is never granted.
+    #[serde(skip)]
+    pub file: Option<PathBuf>,
+}
+
+/// Limits on the grants a sudo holder may give a mount's plugin.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GrantSettings {
+    /// Directories a directory grant may be, or be inside.
+    pub directories: Vec<PathBuf>,
 }
 
 /// What a client connection may take: time to send a request, time idle, and
@@ -235,8 +257,9 @@ impl ServerConfig {
     pub fn load(path: &Path) -> Result<Self, String> {
         let text = std::fs::read_to_string(path)
             .map_err(|err| format!("reading config {}: {err}", path.display()))?;
-        let config: Self =
+        let mut config: Self =
             toml::from_str(&text).map_err(|err| format!("config {}: {err}", path.display()))?;
+        config.file = Some(path.to_owned());
         config
             .check()
             .map_err(|err| format!("config {}: {err}", path.display()))?;

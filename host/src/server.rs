@@ -11,7 +11,7 @@ use crate::config::ServerConfig;
 use crate::lifecycle::Lifecycle;
 use crate::plugin::Runtime;
 use crate::policy::PolicyStore;
-use crate::secrets::Secrets;
+use crate::secrets::{GrantLimits, Secrets};
 use crate::storage::RedbStorage;
 use std::sync::Arc;
 
@@ -44,6 +44,12 @@ pub async fn run(mode: Mode) -> Result<(), String> {
                 leases: Default::default(),
                 tls: None,
                 listener: Default::default(),
+                // Dev mode is for trying things out: any directory under the
+                // system's temporary directory may be granted.
+                grants: crate::config::GrantSettings {
+                    directories: vec![std::env::temp_dir()],
+                },
+                file: None,
             };
             (config, Some(dir))
         }
@@ -64,7 +70,7 @@ pub async fn run(mode: Mode) -> Result<(), String> {
     let runtime = Runtime::new(
         config
             .plugins
-            .runtime_config(cache_dir, config.leases.revocation_workers),
+            .runtime_config(cache_dir.clone(), config.leases.revocation_workers),
     )
     .map_err(|err| format!("starting the plugin runtime: {err}"))?;
     let catalog = Arc::new(Catalog::new(barrier.clone(), Arc::new(runtime)));
@@ -72,6 +78,7 @@ pub async fn run(mode: Mode) -> Result<(), String> {
         barrier.clone(),
         catalog,
         config.leases.clone(),
+        grant_limits(&config, cache_dir.as_deref()),
     ));
     tokio::spawn(secrets.leases.clone().run_worker());
     tokio::spawn(crate::revocation::run_token_expiry(
@@ -146,6 +153,45 @@ pub async fn run(mode: Mode) -> Result<(), String> {
     .await;
     tracing::info!("shut down");
     Ok(())
+}
+
+/// Where directory grants may point: within `[grants] directories`, never on
+/// what the broker itself reads or writes.
+fn grant_limits(config: &ServerConfig, cache_dir: Option<&std::path::Path>) -> GrantLimits {
+    let parent = |file: &std::path::Path| {
+        std::path::absolute(file)
+            .ok()
+            .and_then(|f| f.parent().map(|p| p.to_owned()))
+    };
+    let mut reserved = vec![(config.data_dir.clone(), "data directory")];
+    reserved.extend(cache_dir.map(|dir| (dir.to_owned(), "plugin cache")));
+    reserved.extend(
+        config
+            .plugins
+            .directory
+            .clone()
+            .map(|dir| (dir, "plugin directory")),
+    );
+    reserved.extend(
+        config
+            .file
+            .as_deref()
+            .and_then(parent)
+            .map(|dir| (dir, "configuration file's directory")),
+    );
+    if let Some(tls) = &config.tls {
+        for file in [&tls.cert_file, &tls.key_file] {
+            reserved.extend(parent(file).map(|dir| (dir, "TLS files' directory")));
+        }
+    }
+    reserved.extend(
+        config
+            .unseal_key_file
+            .as_deref()
+            .and_then(parent)
+            .map(|dir| (dir, "unseal key file's directory")),
+    );
+    GrantLimits::new(&config.grants.directories, reserved)
 }
 
 /// What follows every unseal: bundled plugins registered, pending leases of a

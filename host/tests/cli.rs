@@ -214,12 +214,13 @@ fn every_cli_verb_against_a_real_server() {
     assert!(cli.ok(&["secrets", "list"]).contains("files/"));
     let target = root.path().join("target");
     std::fs::create_dir(&target).unwrap();
+    // Grants are the sudo holder's, on the mount (the root token is one).
     cli.ok(&[
         "write",
-        "files/config/c",
+        "sys/grants/files",
         &format!("directory={}", target.display()),
-        "allowed_roles=*",
     ]);
+    cli.ok(&["write", "files/config/c", "allowed_roles=*"]);
     cli.ok(&["write", "files/roles/r", "db_name=c"]);
     let issued = cli.json(&["read", "files/creds/r"]);
     let lease_id = issued["lease_id"].as_str().unwrap().to_owned();

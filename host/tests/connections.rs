@@ -40,6 +40,7 @@ fn connections_keep_secrets_and_rotate_their_root() {
     let target = root.path().join("target");
     std::fs::create_dir(&target).unwrap();
     api.ok("sys/mounts/files", json!({"type": "gated"}));
+    api.grant("files", json!({"directory": target}));
     api.ok(
         "files/config/c",
         json!({"password": "hunter2-root", "directory": target, "allowed_roles": "*"}),
@@ -90,10 +91,8 @@ fn connections_keep_secrets_and_rotate_their_root() {
     api.ok("sys/mounts/web", json!({"type": "htpasswd"}));
     let auth = root.path().join("auth");
     std::fs::create_dir(&auth).unwrap();
-    api.ok(
-        "web/config/site",
-        json!({"file": "htpasswd", "directory": auth}),
-    );
+    api.grant("web", json!({"directory": auth}));
+    api.ok("web/config/site", json!({"file": "htpasswd"}));
     let (status, reply) = api.put("web/rotate-root/site", json!({}));
     assert_eq!(status, 400, "{reply}");
     assert!(
@@ -152,6 +151,8 @@ fn repointing_a_connection_without_its_secret_is_refused_and_nothing_is_sent() {
     let trap_url = format!("http://127.0.0.1:{}", trap.local_addr().unwrap().port());
     let service = "http://127.0.0.1:1";
     api.ok("sys/mounts/hook", json!({"type": "webhook"}));
+    // The operator grants both; the connection narrows to the service.
+    api.grant("hook", json!({"allowed_origins": [service, trap_url]}));
     api.ok(
         "hook/config/c",
         json!({"url": service, "signing_key": "a-signing-key-of-length",

@@ -37,7 +37,8 @@ fn bad_requests_are_refused_clearly_and_create_nothing() {
     std::fs::create_dir(&granted).unwrap();
     let users = granted.join("htpasswd");
     std::fs::write(&users, "alice:x\n").unwrap();
-    let server = Server::with_data_dir(&support::data_dir(&root));
+    let data_dir = support::data_dir(&root);
+    let server = Server::with_data_dir(&data_dir);
     let api = server.api(&server.init_and_unseal());
 
     // Catalog.
@@ -183,14 +184,39 @@ fn bad_requests_are_refused_clearly_and_create_nothing() {
         "existing mount",
     );
 
-    // Connections.
+    // Grants: only a directory that exists, within the configured roots,
+    // never the broker's own; hosts and origins well-formed; nothing else.
     let dir = granted.display().to_string();
+    for (bad, needle) in [
+        (
+            json!({"directory": "/no/such/dir"}),
+            "not an existing directory",
+        ),
+        (json!({"directory": "/"}), "never granted"),
+        (json!({"directory": "/etc"}), "outside the directories"),
+        (json!({"directory": data_dir}), "data directory"),
+        (json!({"allowed_hosts": ["not a host"]}), "host:port"),
+        (json!({"allowed_origins": ["ftp://x"]}), "origin"),
+        (json!({"allowed_hosts": "a:1", "colour": "red"}), "colour"),
+        (json!({"allowed_hosts": 5}), "allowed_hosts"),
+    ] {
+        expect(&api, "PUT", "sys/grants/web", Some(bad), 400, needle);
+    }
+    expect(&api, "PUT", "sys/grants/nowhere", Some(json!({})), 404, "");
+    assert_eq!(
+        api.get("sys/grants/web").1["data"],
+        json!({"allowed_hosts": [], "allowed_origins": [], "directory": null}),
+        "a refused grant changed the mount"
+    );
+    api.grant("web", json!({"directory": dir}));
+
+    // Connections.
     let config = "web/config/site";
     expect(
         &api,
         "PUT",
         config,
-        Some(json!({"file": "htpasswd", "directory": dir, "colour": "hunter2"})),
+        Some(json!({"file": "htpasswd", "colour": "hunter2"})),
         400,
         "colour",
     );
@@ -198,7 +224,7 @@ fn bad_requests_are_refused_clearly_and_create_nothing() {
         &api,
         "PUT",
         config,
-        Some(json!({"file": 5, "directory": dir, "bcrypt_cost": "hunter2"})),
+        Some(json!({"file": 5, "bcrypt_cost": "hunter2"})),
         400,
         "bcrypt_cost",
     );
@@ -206,7 +232,7 @@ fn bad_requests_are_refused_clearly_and_create_nothing() {
         &api,
         "PUT",
         config,
-        Some(json!({"file": "htpasswd", "directory": "/no/such/dir"})),
+        Some(json!({"file": "htpasswd", "directory": "/tmp"})),
         400,
         "grants",
     );
@@ -214,7 +240,7 @@ fn bad_requests_are_refused_clearly_and_create_nothing() {
         &api,
         "PUT",
         config,
-        Some(json!({"file": "../escape", "directory": dir})),
+        Some(json!({"file": "../escape"})),
         400,
         "invalid config",
     );
@@ -222,7 +248,7 @@ fn bad_requests_are_refused_clearly_and_create_nothing() {
         &api,
         "PUT",
         config,
-        Some(json!({"file": "htpasswd", "directory": dir, "allowed_roles": 5})),
+        Some(json!({"file": "htpasswd", "allowed_roles": 5})),
         400,
         "allowed_roles",
     );
@@ -244,7 +270,7 @@ fn bad_requests_are_refused_clearly_and_create_nothing() {
     // Roles.
     api.ok(
         config,
-        json!({"file": "htpasswd", "directory": dir, "allowed_roles": ["ok"], "bcrypt_cost": 4}),
+        json!({"file": "htpasswd", "allowed_roles": ["ok"], "bcrypt_cost": 4}),
     );
     expect(&api, "PUT", "web/roles/r", Some(json!({})), 400, "db_name");
     expect(

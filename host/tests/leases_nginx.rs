@@ -38,12 +38,12 @@ fn set_up(api: &Api, granted: &Path) {
         "sys/mounts/web",
         json!({"type": "htpasswd", "config": {"default_lease_ttl": "1h", "max_lease_ttl": "2h"}}),
     );
+    api.grant("web", json!({"directory": granted}));
     api.ok(
         "web/config/site",
         json!({
             "file": "htpasswd",
             "bcrypt_cost": 4,
-            "directory": granted,
             "allowed_roles": ["reader", "short"],
         }),
     );

@@ -30,6 +30,9 @@ fn mount_gated(api: &Api) {
 /// A connection `name` on `dir` and a role `name` with `ttl`.
 fn connection_and_role(api: &Api, name: &str, dir: &Path, ttl: &str) {
     std::fs::create_dir_all(dir).unwrap();
+    // The mount's grant is the whole test directory; each connection narrows
+    // it to its own.
+    api.grant("files", json!({"directory": dir.parent().unwrap()}));
     api.ok(
         &format!("files/config/{name}"),
         json!({"directory": dir, "allowed_roles": "*"}),
@@ -53,7 +56,7 @@ fn users(dir: &Path) -> Vec<String> {
 fn a_crash_during_create_leaves_no_credential_behind() {
     let root = tempfile::tempdir().unwrap();
     let data = support::data_dir(&root);
-    let target = root.path().join("target");
+    let target = root.path().join("granted/target");
     let server = Server::with_data_dir(&data);
     let (token, share) = server.init_and_unseal_keeping_share();
     let api = server.api(&token);
@@ -96,8 +99,8 @@ fn a_crash_during_create_leaves_no_credential_behind() {
 fn a_thousand_leases_survive_kill_9_and_expiry_resumes() {
     let root = tempfile::tempdir().unwrap();
     let data = support::data_dir(&root);
-    let long = root.path().join("long");
-    let short = root.path().join("short");
+    let long = root.path().join("granted/long");
+    let short = root.path().join("granted/short");
     let server = Server::with_data_dir(&data);
     let (token, share) = server.init_and_unseal_keeping_share();
     let api = server.api(&token);
@@ -160,8 +163,8 @@ fn failed_revocations_back_off_then_succeed_or_become_irrevocable() {
     );
     let api = server.api(&server.init_and_unseal());
     mount_gated(&api);
-    let flaky = root.path().join("flaky");
-    let dead = root.path().join("dead");
+    let flaky = root.path().join("granted/flaky");
+    let dead = root.path().join("granted/dead");
     connection_and_role(&api, "flaky", &flaky, "1s");
     connection_and_role(&api, "dead", &dead, "1s");
     std::fs::write(flaky.join("fail-revoke"), "2").unwrap();

@@ -31,9 +31,10 @@ fn a_hostile_plugin_cannot_exhaust_descriptors_logs_or_memory() {
         }),
     );
     api.ok("sys/mounts/h", json!({"type": "hostile"}));
+    api.grant("h", json!({"allowed_hosts": [target]}));
     api.ok(
         "h/config/c",
-        json!({"target": target, "allowed_hosts": [target], "allowed_roles": "*",
+        json!({"target": target, "allowed_roles": "*",
                "max_parallel": 16, "verify_connection": false}),
     );
     for act in ["sockets", "flood-log", "huge-result"] {

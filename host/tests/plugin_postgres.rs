@@ -59,10 +59,11 @@ fn postgres_roles_select_only_and_go_at_revoke_expiry_and_rotation() {
     let grant = format!("127.0.0.1:{}", pg.port);
 
     // A grant that omits the server's port: verify_connection fails clearly.
+    api.grant("db", json!({"allowed_hosts": ["127.0.0.1:1"]}));
     let (status, refused) = api.put(
         "db/config/pg",
         json!({"plugin_name": "postgres", "connection_url": url, "username": "admin",
-               "password": ADMIN_PASSWORD, "allowed_hosts": ["127.0.0.1:1"]}),
+               "password": ADMIN_PASSWORD}),
     );
     assert!(status == 400 || status == 502, "{status} {refused}");
     let message = refused["errors"][0].as_str().unwrap();
@@ -70,10 +71,11 @@ fn postgres_roles_select_only_and_go_at_revoke_expiry_and_rotation() {
     assert!(!message.contains(ADMIN_PASSWORD), "{message}");
     assert_eq!(api.get("db/config/pg").0, 404);
 
+    api.grant("db", json!({"allowed_hosts": [grant]}));
     api.ok(
         "db/config/pg",
         json!({"plugin_name": "postgres", "connection_url": url, "username": "admin",
-               "password": ADMIN_PASSWORD, "allowed_hosts": [grant], "allowed_roles": "*"}),
+               "password": ADMIN_PASSWORD, "allowed_roles": "*"}),
     );
     let create = json!([
         "CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}';",
@@ -196,6 +198,10 @@ fn many_clients_at_once_on_one_connection_never_fail_each_other() {
     let token = server.init_and_unseal();
     let api = server.api(&token);
     api.ok("sys/mounts/db", json!({"type": "database"}));
+    api.grant(
+        "db",
+        json!({"allowed_hosts": [format!("127.0.0.1:{}", pg.port)]}),
+    );
     api.ok(
         "db/config/pg",
         json!({"plugin_name": "postgres", "host": "127.0.0.1", "port": pg.port,

@@ -29,6 +29,7 @@ fn login(service: &InHouse, issued: &Value) -> u16 {
 
 fn set_up(api: &Api, service: &InHouse) {
     api.ok("sys/mounts/hooks", json!({"type": "webhook"}));
+    api.grant("hooks", json!({"allowed_origins": [service.url()]}));
     api.ok(
         "hooks/config/users",
         json!({
@@ -37,7 +38,6 @@ fn set_up(api: &Api, service: &InHouse) {
             "signing_key": SIGNING_KEY,
             "bearer_token": BEARER,
             "timeout_seconds": 3,
-            "allowed_origins": [service.url()],
             "allowed_roles": ["dev"],
         }),
     );

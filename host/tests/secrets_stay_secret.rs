@@ -11,12 +11,15 @@ use support::Server;
 #[test]
 fn no_secret_reaches_the_log_or_the_audit_file() {
     let root = tempfile::tempdir().unwrap();
+    // The plugin's directory lies apart from the config's, which is never granted.
+    let granted = tempfile::tempdir().unwrap();
     let config = root.path().join("leasehold.toml");
     std::fs::write(
         &config,
         format!(
-            "listen = \"127.0.0.1:0\"\ndata_dir = {:?}\n",
-            root.path().join("data").display().to_string()
+            "listen = \"127.0.0.1:0\"\ndata_dir = {:?}\n[grants]\ndirectories = [{:?}]\n",
+            root.path().join("data").display().to_string(),
+            granted.path().display().to_string()
         ),
     )
     .unwrap();
@@ -99,7 +102,7 @@ fn no_secret_reaches_the_log_or_the_audit_file() {
     send("POST", "auth/token/revoke-self", Some(&child), json!({}));
 
     // A credential and a connection's root password.
-    let target = root.path().join("target");
+    let target = granted.path().join("target");
     std::fs::create_dir(&target).unwrap();
     let gated = leasehold_plugin_artifacts::read(leasehold_plugin_artifacts::GATED);
     send(
@@ -120,10 +123,16 @@ fn no_secret_reaches_the_log_or_the_audit_file() {
     let root_password = "connection-root-password-5be1";
     secrets.push(root_password.to_owned());
     send(
+        "PUT",
+        "sys/grants/files",
+        Some(&root_token),
+        json!({"directory": target}),
+    );
+    send(
         "POST",
         "files/config/c",
         Some(&root_token),
-        json!({"password": root_password, "directory": target, "allowed_roles": "*"}),
+        json!({"password": root_password, "allowed_roles": "*"}),
     );
     let read_back = send("GET", "files/config/c", Some(&root_token), Value::Null);
     assert!(

@@ -23,6 +23,7 @@ mod read_body;
 pub mod response;
 mod routes;
 mod sys_audit;
+mod sys_grants;
 mod sys_leases;
 mod sys_lifecycle;
 mod sys_mounts;
@@ -127,6 +128,11 @@ fn system_routes() -> Vec<Route> {
             .read(sys_mounts::read)
             .write(sys_mounts::mount)
             .delete(sys_mounts::unmount),
+        Route::at("sys/grants/{*path}")
+            .read(sys_grants::read)
+            .write(sys_grants::write)
+            .sudo()
+            .in_clear(sys_grants::GRANT_FIELDS),
         Route::at("sys/leases").read(leases::irrevocable).sudo(),
         Route::at("sys/leases/count").read(leases::count),
         Route::at("sys/leases/renew").write(leases::renew),

@@ -28,7 +28,8 @@ pub fn routes() -> Vec<RouteSpec> {
         RouteSpec::at("config").serves(&[List]),
         RouteSpec::at("config/{name}")
             .serves(&[Read, Write, Delete])
-            .existence(Existence::Connection),
+            .existence(Existence::Connection)
+            .in_clear(super::sys_grants::GRANT_FIELDS),
         RouteSpec::at("roles").serves(&[List]),
         RouteSpec::at("roles/{name}")
             .serves(&[Read, Write, Delete])
@@ -114,7 +115,7 @@ fn names(keys: Vec<String>) -> Result<Response, ApiError> {
 }
 
 /// A list of strings, also accepted as one comma-separated string (Vault does).
-fn strings(field: &str, value: Value) -> Result<Vec<String>, ApiError> {
+pub(super) fn strings(field: &str, value: Value) -> Result<Vec<String>, ApiError> {
     let wrong = || ApiError::bad_request(format!("field `{field}` must be a list of strings"));
     match value {
         Value::String(text) => Ok(text
@@ -131,7 +132,7 @@ fn strings(field: &str, value: Value) -> Result<Vec<String>, ApiError> {
     }
 }
 
-fn string(field: &str, value: Value) -> Result<String, ApiError> {
+pub(super) fn string(field: &str, value: Value) -> Result<String, ApiError> {
     value
         .as_str()
         .map(str::to_owned)

@@ -94,6 +94,10 @@ pub struct RouteSpec {
     pub while_sealed: bool,
     /// Create or update.
     pub existence: Option<Existence>,
+    /// Request fields the audit log records in clear: never secrets, and what
+    /// an operator reading the log must see (the grants a request gives).
+    /// Every other string is HMAC'd.
+    pub in_clear: &'static [&'static str],
 }
 
 impl RouteSpec {
@@ -106,6 +110,7 @@ impl RouteSpec {
             unauthenticated: false,
             while_sealed: false,
             existence: None,
+            in_clear: &[],
         }
     }
 
@@ -137,6 +142,12 @@ impl RouteSpec {
     /// Writes create or update by what `store` holds.
     pub fn existence(mut self, store: Existence) -> Self {
         self.existence = Some(store);
+        self
+    }
+
+    /// Records `fields` of the request in clear in the audit log.
+    pub fn in_clear(mut self, fields: &'static [&'static str]) -> Self {
+        self.in_clear = fields;
         self
     }
 
@@ -217,6 +228,12 @@ impl Route {
     /// See [`RouteSpec::existence`].
     pub fn existence(mut self, store: Existence) -> Self {
         self.spec = self.spec.existence(store);
+        self
+    }
+
+    /// See [`RouteSpec::in_clear`].
+    pub fn in_clear(mut self, fields: &'static [&'static str]) -> Self {
+        self.spec = self.spec.in_clear(fields);
         self
     }
 

@@ -51,10 +51,8 @@ pub async fn read(
     _caller: Caller,
     Path(path): Path<String>,
 ) -> Result<Envelope, ApiError> {
-    let path = crate::secrets::normalize(&path).map_err(ApiError::bad_request)?;
-    let mounts = state.secrets.mounts.all().await?;
-    let mount = mounts.get(&path).ok_or_else(ApiError::not_found)?;
-    Ok(Envelope::sys(mount_json(mount)))
+    let mount = state.secrets.mount_at(&path).await?;
+    Ok(Envelope::sys(mount_json(&mount)))
 }
 
 /// `config` of a mount request, with every field Vault's Go client

@@ -192,9 +192,12 @@ impl AuditRegistry {
     /// Writes one entry to each of `devices` (taken before the request ran, so
     /// a request that seals the barrier still has its response recorded where
     /// its request was); fails if none wrote.
+    /// `in_clear` names request fields (`request.data.<field>`) recorded as
+    /// they are, as the route declares.
     pub async fn record_to(
         devices: &[Arc<AuditDevice>],
         entry: &serde_json::Map<String, serde_json::Value>,
+        in_clear: &[&str],
     ) -> Result<(), AuditError> {
         let mut wrote = false;
         for device in devices {
@@ -210,6 +213,7 @@ impl AuditRegistry {
                 }
             }
             restore_plain(entry, &mut hashed);
+            restore_request_fields(entry, &mut hashed, in_clear);
             // An fsync'd append: off the async workers, like every storage write.
             let writer = device.clone();
             let written = tokio::task::spawn_blocking(move || writer.write(hashed))
@@ -226,6 +230,34 @@ impl AuditRegistry {
             Ok(())
         } else {
             Err(AuditError::NoDeviceWrote)
+        }
+    }
+}
+
+/// The longest value a route's in-clear request field is recorded with; a
+/// longer one stays HMAC'd (and cut), so it cannot grow the log unbounded.
+const MAX_IN_CLEAR_BYTES: usize = 4096;
+
+/// Puts a route's in-clear request fields back as they were sent.
+fn restore_request_fields(
+    entry: &serde_json::Map<String, serde_json::Value>,
+    hashed: &mut serde_json::Map<String, serde_json::Value>,
+    in_clear: &[&str],
+) {
+    let Some(serde_json::Value::Object(plain)) = entry.get("request").and_then(|r| r.get("data"))
+    else {
+        return;
+    };
+    let Some(serde_json::Value::Object(target)) =
+        hashed.get_mut("request").and_then(|r| r.get_mut("data"))
+    else {
+        return;
+    };
+    for field in in_clear {
+        if let Some(value) = plain.get(*field)
+            && value.to_string().len() <= MAX_IN_CLEAR_BYTES
+        {
+            target.insert((*field).into(), value.clone());
         }
     }
 }

@@ -101,6 +101,15 @@ pub struct Grants {
     directory: Option<PathBuf>,
 }
 
+/// `mine` narrowed by `theirs`: all of `mine` if `theirs` names nothing.
+fn narrowed<T: Ord + Clone>(mine: &BTreeSet<T>, theirs: &BTreeSet<T>) -> BTreeSet<T> {
+    if theirs.is_empty() {
+        mine.clone()
+    } else {
+        mine.intersection(theirs).cloned().collect()
+    }
+}
+
 /// Splits `host:port`, with IPv6 hosts in brackets.
 fn split_host_port(text: &str) -> Option<(&str, u16)> {
     let (host, port) = text.rsplit_once(':')?;
@@ -172,6 +181,48 @@ impl Grants {
     /// The granted directory, if any.
     pub fn granted_directory(&self) -> Option<&Path> {
         self.directory.as_deref()
+    }
+
+    /// Whether nothing at all is granted.
+    pub fn is_empty(&self) -> bool {
+        self.tcp.is_empty() && self.http.is_empty() && self.directory.is_none()
+    }
+
+    /// The grants in `narrower` that `self` also grants, kind by kind; a kind
+    /// `narrower` leaves empty is `self`'s whole. So a connection that names no
+    /// hosts gets its mount's hosts, and one that names hosts gets only those
+    /// of them its mount grants. A directory is kept if it is `self`'s or below it.
+    pub fn narrowed_by(&self, narrower: &Grants) -> Grants {
+        let directory = match (&self.directory, &narrower.directory) {
+            (mine, None) => mine.clone(),
+            (Some(mine), Some(theirs)) if theirs.starts_with(mine) => Some(theirs.clone()),
+            (_, Some(_)) => None,
+        };
+        Grants {
+            tcp: narrowed(&self.tcp, &narrower.tcp),
+            http: narrowed(&self.http, &narrower.http),
+            directory,
+        }
+    }
+
+    /// What `narrower` grants that `self` does not, each as written in a grant;
+    /// empty when `narrower` only narrows.
+    pub fn widened_by(&self, narrower: &Grants) -> Vec<String> {
+        let mut wider: Vec<String> = narrower
+            .tcp
+            .difference(&self.tcp)
+            .map(|(host, port)| format!("{host}:{port}"))
+            .collect();
+        wider.extend(narrower.http.difference(&self.http).map(Origin::to_string));
+        if let Some(theirs) = &narrower.directory
+            && !self
+                .directory
+                .as_ref()
+                .is_some_and(|mine| theirs.starts_with(mine))
+        {
+            wider.push(theirs.display().to_string());
+        }
+        wider
     }
 
     /// Resolves every granted name now, for one call. The plugin then sees exactly
@@ -407,6 +458,50 @@ mod tests {
         );
         assert_eq!(resolved.http_origin(false, "localhost", 8081), None);
         assert_eq!(resolved.http_origin(true, "localhost", 8080), None);
+    }
+
+    #[test]
+    fn a_narrower_takes_only_what_the_wider_grants() {
+        let root = tempfile::tempdir().unwrap();
+        let inner = root.path().join("inner");
+        std::fs::create_dir(&inner).unwrap();
+        let mount = Grants::none()
+            .allow_tcp("db:5432")
+            .unwrap()
+            .allow_tcp("10.0.0.1:5432")
+            .unwrap()
+            .directory(root.path())
+            .unwrap();
+        // Nothing named: everything of the mount.
+        assert_eq!(mount.narrowed_by(&Grants::none()), mount);
+        assert!(mount.widened_by(&Grants::none()).is_empty());
+        let narrower = Grants::none()
+            .allow_tcp("DB:5432")
+            .unwrap()
+            .directory(&inner)
+            .unwrap();
+        assert!(mount.widened_by(&narrower).is_empty());
+        let narrowed = mount.narrowed_by(&narrower);
+        assert!(narrowed.tcp.len() == 1 && narrowed.http.is_empty());
+        assert_eq!(
+            narrowed.granted_directory(),
+            Some(inner.canonicalize().unwrap().as_path())
+        );
+        let wider = Grants::none()
+            .allow_tcp("db:5433")
+            .unwrap()
+            .allow_http("https://api.example")
+            .unwrap()
+            .directory(std::env::temp_dir())
+            .unwrap();
+        assert_eq!(
+            mount.widened_by(&wider).len(),
+            3,
+            "{:?}",
+            mount.widened_by(&wider)
+        );
+        let narrowed = mount.narrowed_by(&wider);
+        assert!(narrowed.is_empty(), "{narrowed:?}");
     }
 
     #[test]

@@ -20,11 +20,11 @@ pub struct Connection {
     pub plugin_version: String,
     /// Roles that may use it (`*` for all).
     pub allowed_roles: Vec<String>,
-    /// `host:port` pairs the plugin may connect to over TCP.
+    /// Of its mount's TCP grants, the ones it may use (empty: all).
     pub allowed_hosts: Vec<String>,
-    /// HTTP origins the plugin may call.
+    /// Of its mount's HTTP grants, the ones it may use (empty: all).
     pub allowed_origins: Vec<String>,
-    /// A host directory the plugin sees as `/`.
+    /// The mount's granted directory or one inside it (none: the mount's).
     pub directory: Option<String>,
     /// Whether `validate` ran when it was written.
     pub verify_connection: bool,
@@ -61,19 +61,13 @@ impl Connection {
         plugin_hint.map_or(configured, |hint| configured.min(hint))
     }
 
-    /// The capabilities its plugin calls get.
+    /// The grants it names, which narrow its mount's (none: all of the mount's).
     pub fn grants(&self) -> Result<Grants, GrantError> {
-        let mut grants = Grants::none();
-        for host in &self.allowed_hosts {
-            grants = grants.allow_tcp(host)?;
-        }
-        for origin in &self.allowed_origins {
-            grants = grants.allow_http(origin)?;
-        }
-        if let Some(dir) = &self.directory {
-            grants = grants.directory(dir)?;
-        }
-        Ok(grants)
+        super::grants::grants_of(
+            &self.allowed_hosts,
+            &self.allowed_origins,
+            self.directory.as_deref(),
+        )
     }
 
     /// Whether `role` may use it.

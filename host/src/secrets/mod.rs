@@ -5,10 +5,12 @@
 //! role and TTLs); [`crate::leases`] keeps the leases; [`crate::api`] speaks HTTP.
 
 mod connection;
+mod grants;
 mod mounts;
 pub mod schema;
 
 pub use connection::{Connection, MountData, Role};
+pub use grants::{GrantLimits, MountGrants};
 pub use mounts::{DATABASE_TYPE, MountEntry, MountTable, normalize};
 
 use crate::barrier::{Barrier, BarrierError};
@@ -18,7 +20,7 @@ use crate::leases::{
     IssueRequest, IssuedLease, LeaseEntry, LeaseError, LeaseLimit, Leases, Target, Targets,
     TtlSettings,
 };
-use crate::plugin::{CallScope, ConnectionLimit, PluginError};
+use crate::plugin::{CallScope, ConnectionLimit, Grants, PluginError};
 use schema::ObjectSchema;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Map, Value};
@@ -60,9 +62,37 @@ struct Resolver {
     catalog: Arc<Catalog>,
     mounts: Arc<MountTable>,
     data: MountData,
+    limits: GrantLimits,
 }
 
 impl Resolver {
+    /// What a call on `connection` may reach: the mount's grants, within
+    /// today's limits (the config may have changed since they were set),
+    /// narrowed by the connection's. A connection written when its mount
+    /// granted more keeps only what the mount grants now, so it can still
+    /// revoke what it issued if that is within reach.
+    fn grants(&self, mount: &MountEntry, connection: &Connection) -> Result<Grants, SecretsError> {
+        let granted = |err: String| invalid(format!("the grants of mount {}: {err}", mount.path));
+        if let Some(dir) = &mount.grants.directory {
+            self.limits
+                .check_directory(std::path::Path::new(dir))
+                .map_err(granted)?;
+        }
+        let of_mount = mount.grants.grants().map_err(|e| granted(e.to_string()))?;
+        let of_connection = connection
+            .grants()
+            .map_err(|err| invalid(format!("connection grants: {err}")))?;
+        let outside = of_mount.widened_by(&of_connection);
+        if !outside.is_empty() {
+            tracing::warn!(
+                mount = %mount.path,
+                outside = ?outside,
+                "a connection names grants its mount no longer grants; they are not given"
+            );
+        }
+        Ok(of_mount.narrowed_by(&of_connection))
+    }
+
     async fn target(
         &self,
         mount: &MountEntry,
@@ -80,9 +110,7 @@ impl Resolver {
                 ))
             })?;
         let plugin = self.catalog.plugin(&entry).await?;
-        let grants = connection
-            .grants()
-            .map_err(|err| invalid(format!("connection grants: {err}")))?;
+        let grants = self.grants(mount, connection)?;
         let hint = ObjectSchema::parse(&entry.config_schema).max_parallel_hint();
         let limit = ConnectionLimit {
             key: connection_key(mount, name),
@@ -167,14 +195,21 @@ pub struct Secrets {
 }
 
 impl Secrets {
-    /// Everything over `barrier`, running plugins from `catalog`.
-    pub fn new(barrier: Arc<Barrier>, catalog: Arc<Catalog>, settings: LeaseSettings) -> Self {
+    /// Everything over `barrier`, running plugins from `catalog`, with
+    /// directory grants within `limits`.
+    pub fn new(
+        barrier: Arc<Barrier>,
+        catalog: Arc<Catalog>,
+        settings: LeaseSettings,
+        limits: GrantLimits,
+    ) -> Self {
         let mounts = Arc::new(MountTable::new(barrier.clone()));
         let data = MountData::new(barrier.clone());
         let resolver = Arc::new(Resolver {
             catalog: catalog.clone(),
             mounts: mounts.clone(),
             data: data.clone(),
+            limits,
         });
         let leases = Arc::new(Leases::new(barrier, resolver.clone(), settings));
         Self {
@@ -315,6 +350,7 @@ impl Secrets {
                 kind,
                 &crate::ids::random_text(8).to_ascii_lowercase()
             ),
+            grants: MountGrants::default(),
         };
         self.mounts
             .insert(entry.clone())
@@ -346,6 +382,56 @@ impl Secrets {
     /// The mount serving `path` and the rest of the path.
     pub async fn resolve(&self, path: &str) -> Result<Option<(MountEntry, String)>, SecretsError> {
         Ok(self.mounts.resolve(path).await?)
+    }
+
+    /// The mount at `path` (written with or without its trailing slash).
+    pub async fn mount_at(&self, path: &str) -> Result<MountEntry, SecretsError> {
+        let path = normalize(path).map_err(SecretsError::Invalid)?;
+        self.mounts
+            .all()
+            .await?
+            .remove(&path)
+            .ok_or(SecretsError::NotFound)
+    }
+
+    /// Sets what the plugin of the mount at `path` may reach, replacing what
+    /// it had. Answers the mount and, as warnings, the connections whose own
+    /// grants now name something the mount no longer grants (they lose it).
+    pub async fn set_grants(
+        &self,
+        path: &str,
+        grants: MountGrants,
+    ) -> Result<(MountEntry, Vec<String>), SecretsError> {
+        let mut mount = self.mount_at(path).await?;
+        let parsed = grants.grants().map_err(|err| invalid(err.to_string()))?;
+        if let Some(dir) = &grants.directory {
+            self.resolver
+                .limits
+                .check_directory(std::path::Path::new(dir))
+                .map_err(SecretsError::Invalid)?;
+        }
+        // Alone on the mount: no call starts with half of the old grants.
+        let _alone = self.alone(&mount).await?;
+        mount.grants = grants;
+        if !self.mounts.update(&mount).await? {
+            return Err(invalid(format!("{} was disabled", mount.path)));
+        }
+        let mut warnings = Vec::new();
+        for name in self.data.connections(&mount.uuid).await? {
+            let Some(connection) = self.data.connection(&mount.uuid, &name).await? else {
+                continue;
+            };
+            if let Ok(own) = connection.grants() {
+                let lost = parsed.widened_by(&own);
+                if !lost.is_empty() {
+                    warnings.push(format!(
+                        "connection `{name}` names grants the mount no longer grants, which it loses: {}",
+                        lost.join(", ")
+                    ));
+                }
+            }
+        }
+        Ok((mount, warnings))
     }
 
     /// Writes (creates or updates) a connection; plugin fields merge into the
@@ -436,6 +522,23 @@ impl Secrets {
                 .unwrap_or(0),
             config,
         };
+        let wider = mount
+            .grants
+            .grants()
+            .map_err(|err| invalid(format!("the grants of mount {}: {err}", mount.path)))?
+            .widened_by(
+                &connection
+                    .grants()
+                    .map_err(|err| invalid(format!("connection grants: {err}")))?,
+            );
+        if !wider.is_empty() {
+            return Err(invalid(format!(
+                "a connection may only narrow its mount's grants, and mount {} does not grant {}; a sudo holder sets them on sys/grants/{}",
+                mount.path,
+                quoted(&wider.iter().map(String::as_str).collect::<Vec<_>>()),
+                mount.path.trim_end_matches('/'),
+            )));
+        }
         if let Some(old) = existing.as_ref() {
             refuse_retarget(&schema, old, &connection, &sent_secrets)?;
         }

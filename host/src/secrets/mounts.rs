@@ -39,6 +39,9 @@ pub struct MountEntry {
     pub uuid: String,
     /// Vault's mount accessor.
     pub accessor: String,
+    /// What its plugin may reach, set by a sudo holder.
+    #[serde(default)]
+    pub grants: super::MountGrants,
 }
 
 /// Checks a mount path and returns it with one trailing slash.
@@ -154,6 +157,24 @@ impl MountTable {
             .map_err(|e| e.to_string())?;
         self.forget();
         Ok(())
+    }
+
+    /// Rewrites a mount that exists (same path and id), for a change of its
+    /// settings; `false` if it is gone.
+    pub async fn update(&self, entry: &MountEntry) -> Result<bool, BarrierError> {
+        let _writing = self.writing.lock().await;
+        let key = format!("{MOUNTS}{}", entry.path);
+        let current = match self.barrier.get(&key).await? {
+            Some(bytes) => serde_json::from_slice::<MountEntry>(&bytes).ok(),
+            None => None,
+        };
+        if current.is_none_or(|c| c.uuid != entry.uuid) {
+            return Ok(false);
+        }
+        let json = serde_json::to_vec(entry).expect("a mount serializes");
+        self.barrier.put(&key, &json).await?;
+        self.forget();
+        Ok(true)
     }
 
     /// Removes the mount at `path`.

@@ -66,12 +66,25 @@ impl Server {
     }
 
     /// Like [`Server::with_data_dir`], with more TOML after the basics.
+    /// Unless `extra` says otherwise, directories under the system's temporary
+    /// directory may be granted. The config file gets a directory of its own
+    /// beside the data directory (the broker never grants it).
     pub fn with_config(data_dir: &Path, extra: &str) -> Self {
-        let config = data_dir.with_extension("toml");
+        let config_dir = data_dir.with_file_name("config");
+        std::fs::create_dir_all(&config_dir).unwrap();
+        let config = config_dir.join("leasehold.toml");
+        let grants = if extra.contains("[grants]") {
+            String::new()
+        } else {
+            format!(
+                "[grants]\ndirectories = [{:?}]\n",
+                std::env::temp_dir().display().to_string()
+            )
+        };
         std::fs::write(
             &config,
             format!(
-                "listen = \"127.0.0.1:0\"\ndata_dir = {:?}\n{extra}",
+                "listen = \"127.0.0.1:0\"\ndata_dir = {:?}\n{extra}\n{grants}",
                 data_dir.display().to_string()
             ),
         )
@@ -228,6 +241,13 @@ impl Api {
 
     pub fn delete(&self, path: &str) -> (u16, serde_json::Value) {
         self.call("DELETE", path, None)
+    }
+
+    /// Sets what the plugin of `mount` may reach (needs sudo, which the root
+    /// token has) and checks it was accepted.
+    pub fn grant(&self, mount: &str, grants: serde_json::Value) {
+        let (status, body) = self.put(&format!("sys/grants/{mount}"), grants);
+        assert_eq!(status, 200, "granting on {mount}: {body}");
     }
 
     /// `PUT` that must answer 2xx.
