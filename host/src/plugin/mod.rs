@@ -18,6 +18,7 @@ mod credential;
 mod denials;
 mod egress;
 mod error;
+mod file_replace;
 mod grants;
 mod name_lookup;
 mod output;

@@ -109,6 +109,7 @@ impl Runtime {
             .map_err(runtime_error)?;
         super::name_lookup::add_to_linker(&mut linker).map_err(runtime_error)?;
         super::socket_limit::add_to_linker(&mut linker).map_err(runtime_error)?;
+        super::file_replace::add_to_linker(&mut linker).map_err(runtime_error)?;
 
         let cache = match &config.cache_dir {
             Some(dir) => Some(ArtifactCache::open(dir).map_err(|err| {

@@ -5,14 +5,15 @@
 //! `revoke` removes it. Writers take a lock file, write a temporary file in the same
 //! directory and rename it over the original, so a reader (nginx reads the file on
 //! every request) always sees a whole file, and concurrent writers never lose each
-//! other's lines.
+//! other's lines. WASI cannot set a file's mode or owner; the host gives the new
+//! file those of the file it replaces, and refuses the rename if it cannot.
 
 mod lock;
 
 use leasehold_sdk::prelude::*;
 use lock::FileLock;
 use std::io::{ErrorKind, Write};
-use std::path::{Component, Path};
+use std::path::Path;
 
 /// bcrypt's cost when the config does not say; about 50 ms a hash in the sandbox.
 const DEFAULT_COST: u32 = 10;
@@ -23,8 +24,9 @@ const MAX_USERNAME: u32 = 64;
 #[derive(Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct Config {
-    /// The htpasswd file, relative to the granted directory (for example
-    /// `htpasswd`). Created on the first issue if missing.
+    /// The htpasswd file's name in the granted directory (for example
+    /// `htpasswd`): a plain file name, without `/`, `\`, `..` or a `.lock` or
+    /// `.tmp` ending. Created on the first issue if missing.
     file: String,
     /// bcrypt cost factor, 4 to 14 (default 10).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -38,20 +40,23 @@ struct Config {
 struct Role {}
 
 impl Config {
-    /// Checks the file name: relative, no `..`, not the lock or a temporary file.
+    /// Checks the file name: one plain name in the granted directory, so the
+    /// plugin never writes outside it or into a subdirectory, and never over its
+    /// own lock or temporary file.
     fn path(&self) -> Result<&Path> {
-        let path = Path::new(&self.file);
-        let plain = !self.file.is_empty()
-            && path
-                .components()
-                .all(|c| matches!(c, Component::Normal(_) | Component::RootDir));
-        if !plain || self.file.ends_with(".lock") || self.file.ends_with(".tmp") {
+        let name = self.file.as_str();
+        let plain = !matches!(name, "" | "." | "..")
+            && !name.contains(['/', '\\'])
+            && !name.ends_with(".lock")
+            && !name.ends_with(".tmp");
+        if !plain {
             return Err(Error::invalid_config(format!(
-                "file `{}` must be a plain path inside the granted directory, without `..`",
-                self.file
+                "file `{}` must be a plain file name in the granted directory \
+                 (no `/`, `\\`, `..`, and not ending in `.lock` or `.tmp`)",
+                name.escape_debug()
             )));
         }
-        Ok(path)
+        Ok(Path::new(name))
     }
 
     fn cost(&self) -> Result<u32> {
@@ -79,7 +84,11 @@ fn user_of(line: &str) -> Option<&str> {
 
 /// Replaces the file with `lines` in one rename, so readers never see half a file.
 fn write_atomically(path: &Path, lines: &[String]) -> Result<()> {
-    let temp = path.with_extension("tmp");
+    // `<file>.tmp`, like the lock's `<file>.lock`: two files in one directory
+    // never share a temporary file.
+    let mut temp = path.as_os_str().to_owned();
+    temp.push(".tmp");
+    let temp = std::path::PathBuf::from(temp);
     let mut file = std::fs::File::create(&temp)?;
     let mut text = lines.join("\n");
     if !text.is_empty() {
