@@ -13,15 +13,15 @@ use support::{Api, Server};
 /// The owner the operator gives the file when the test can (as root): nobody.
 const NOBODY: u32 = 65534;
 
-/// Grants `granted` to a connection `name` of the mount `web/` for `file`. The
+/// Grants `granted` to the mount `web/` and writes its connection `name` for `file`. The
 /// one place that knows where the directory grant is written.
 fn connect(api: &Api, name: &str, file: &str, granted: &Path) -> (u16, Value) {
+    api.grant("web", json!({"directory": granted}));
     api.put(
         &format!("web/config/{name}"),
         json!({
             "file": file,
             "bcrypt_cost": 4,
-            "directory": granted,
             "allowed_roles": "*",
         }),
     )
