@@ -153,7 +153,7 @@ pub async fn audit(State(state): State<AppState>, request: Request, next: Next) 
     // The devices of this request: its response goes to the same ones, even if
     // the request seals the barrier (after which none could be read again).
     if let Err(err) =
-        AuditRegistry::record_to(&devices, &request_entry, resolved.route.in_clear).await
+        AuditRegistry::record_to(&devices, request_entry.clone(), resolved.route.in_clear).await
     {
         tracing::error!(error = %err, "request refused: audit failed");
         return ApiError::internal(err).into_response();
@@ -185,7 +185,7 @@ pub async fn audit(State(state): State<AppState>, request: Request, next: Next) 
         "response": { "status": parts.status.as_u16(), "data": data },
     }));
     if let Err(err) =
-        AuditRegistry::record_to(&devices, &response_entry, resolved.route.in_clear).await
+        AuditRegistry::record_to(&devices, response_entry, resolved.route.in_clear).await
     {
         tracing::error!(error = %err, "response could not be audited");
         return ApiError::internal(err).into_response();
@@ -219,7 +219,7 @@ pub async fn record_refused(
                 "error": error, "response": { "status": refusal.status().as_u16() } }),
     ];
     for entry in entries {
-        if let Err(err) = AuditRegistry::record_to(&devices, &object(entry), &[]).await {
+        if let Err(err) = AuditRegistry::record_to(&devices, object(entry), &[]).await {
             tracing::error!(error = %err, "a refused request could not be audited");
             return ApiError::internal(err).into_response();
         }

@@ -112,6 +112,9 @@ fn system_routes() -> Vec<Route> {
             .delete(sys_audit::disable)
             .sudo(),
         Route::at("sys/audit-hash/{*path}").write(sys_audit::hash),
+        Route::at("sys/audit-verify/{*path}")
+            .read(sys_audit::verify)
+            .sudo(),
         Route::at("sys/plugins/catalog")
             .read(sys_plugins::catalog)
             .sudo(),

@@ -97,3 +97,21 @@ pub async fn hash(
         .ok_or_else(|| ApiError::bad_request(format!("no audit device at `{path}`")))?;
     Ok(Envelope::sys(json!({ "hash": device.hash(&body.input) })))
 }
+
+/// `GET sys/audit-verify/:path`: checks the device's file from its first line
+/// to the last the broker recorded, against the keyed chain and the checkpoint
+/// in the barrier. `intact: false` names the first break.
+pub async fn verify(
+    State(state): State<AppState>,
+    _caller: Caller,
+    Path(path): Path<String>,
+) -> Result<Envelope, ApiError> {
+    Ok(Envelope::data(match state.audit.verify(&path).await? {
+        Ok(verified) => json!({
+            "intact": true,
+            "lines": verified.lines,
+            "lines_before": verified.before,
+        }),
+        Err(broken) => json!({ "intact": false, "error": broken.to_string() }),
+    }))
+}

@@ -1,22 +1,22 @@
 //! A file audit device.
 
-use super::chain::{PREV_FIELD, link};
+use super::chain::{Checkpoint, Verified, VerifyError, verify};
+use super::writer::{CheckpointSink, DeviceKeys, Writer};
 use hmac::{Hmac, Mac};
-use serde_json::Value;
+use serde_json::{Map, Value};
 use sha2::Sha256;
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::Arc;
 use zeroize::Zeroizing;
 
-/// Appends audit lines to a file, chaining each to the one before.
+/// A file device: entries HMAC'd under its key, chained under its chain key,
+/// appended by its own writer thread.
 pub struct AuditDevice {
     path: String,
     file_path: PathBuf,
     key: Zeroizing<Vec<u8>>,
-    /// The last line written, for the next line's `prev_hash`; the lock also
-    /// keeps lines whole when requests run concurrently.
-    last_line: Mutex<Option<String>>,
+    chain_key: Zeroizing<Vec<u8>>,
+    writer: Writer,
 }
 
 impl std::fmt::Debug for AuditDevice {
@@ -105,28 +105,113 @@ fn hmac_of(key: &[u8], text: &str) -> String {
     format!("hmac-sha256:{}", hex::encode(mac.finalize().into_bytes()))
 }
 
-/// The last line of an existing file, so a restarted device continues its chain.
-fn last_line_of(path: &Path) -> std::io::Result<Option<String>> {
-    match std::fs::read_to_string(path) {
-        Ok(text) => Ok(text.lines().last().map(str::to_owned)),
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(err) => Err(err),
+/// `entry` as a device writes it: every string HMAC'd under `key` and the
+/// entry bounded, except the broker's own words and the fields operators need
+/// readable, which are put back as they were.
+pub(super) fn hashed_entry(
+    key: &[u8],
+    entry: &Map<String, Value>,
+    in_clear: &[&str],
+) -> Map<String, Value> {
+    let mut hashed = Value::Object(entry.clone());
+    hmac_values(key, &mut hashed);
+    let Value::Object(mut hashed) = hashed else {
+        unreachable!("an object stays an object")
+    };
+    // `type`, `time` and `error` are the broker's own words, not data.
+    for field in ["type", "time", "error"] {
+        if let Some(value) = entry.get(field) {
+            hashed.insert(field.into(), value.clone());
+        }
+    }
+    restore_plain(entry, &mut hashed);
+    restore_request_fields(entry, &mut hashed, in_clear);
+    hashed
+}
+
+/// Fields that are never secret and that operators need readable: the request's
+/// path, operation, id, origin and mount, the response's status; the caller's
+/// policies and display name.
+fn restore_plain(entry: &Map<String, Value>, hashed: &mut Map<String, Value>) {
+    for (section, fields) in [
+        (
+            "request",
+            &[
+                "id",
+                "operation",
+                "path",
+                "remote_address",
+                "query",
+                "mount_point",
+                "mount_type",
+                "mount_accessor",
+            ][..],
+        ),
+        ("response", &["status"][..]),
+        ("auth", &["policies", "display_name"][..]),
+    ] {
+        let (Some(plain), Some(Value::Object(target))) =
+            (entry.get(section), hashed.get_mut(section))
+        else {
+            continue;
+        };
+        for field in fields {
+            if let Some(value) = plain.get(*field) {
+                target.insert((*field).into(), value.clone());
+            }
+        }
+    }
+}
+
+/// The longest value a route's in-clear request field is recorded with; a
+/// longer one stays HMAC'd (and cut), so it cannot grow the log unbounded.
+const MAX_IN_CLEAR_BYTES: usize = 4096;
+
+/// Puts a route's in-clear request fields back as they were sent.
+fn restore_request_fields(
+    entry: &Map<String, Value>,
+    hashed: &mut Map<String, Value>,
+    in_clear: &[&str],
+) {
+    let Some(Value::Object(plain)) = entry.get("request").and_then(|r| r.get("data")) else {
+        return;
+    };
+    let Some(Value::Object(target)) = hashed.get_mut("request").and_then(|r| r.get_mut("data"))
+    else {
+        return;
+    };
+    for field in in_clear {
+        if let Some(value) = plain.get(*field)
+            && value.to_string().len() <= MAX_IN_CLEAR_BYTES
+        {
+            target.insert((*field).into(), value.clone());
+        }
     }
 }
 
 impl AuditDevice {
-    /// A device at mount `path` writing to `file_path`, with HMAC `key`. Fails if
-    /// the file cannot be opened for appending.
-    pub fn open(path: &str, file_path: &Path, key: Zeroizing<Vec<u8>>) -> std::io::Result<Self> {
+    /// A device at mount `path` writing to `file_path` from `checkpoint`,
+    /// recording each new one through `sink`. Fails if the file cannot be
+    /// opened for appending.
+    pub(super) fn open(
+        path: &str,
+        file_path: &Path,
+        keys: DeviceKeys,
+        checkpoint: Checkpoint,
+        sink: CheckpointSink,
+    ) -> std::io::Result<Self> {
         std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(file_path)?;
+        let values_key = keys.values.clone();
+        let chain_key = keys.chain.clone();
         Ok(Self {
             path: path.to_owned(),
             file_path: file_path.to_owned(),
-            key,
-            last_line: Mutex::new(last_line_of(file_path)?),
+            key: values_key,
+            chain_key,
+            writer: Writer::spawn(file_path.to_owned(), keys, checkpoint, sink)?,
         })
     }
 
@@ -145,27 +230,20 @@ impl AuditDevice {
         hmac_of(&self.key, input)
     }
 
-    /// HMACs every string inside `value`.
-    pub fn hmac(&self, value: &mut Value) {
-        hmac_values(&self.key, value);
+    /// Writes `entry` (HMAC'd and chained by the device's writer), with the
+    /// request fields `in_clear` as they are; returns once it is durable.
+    pub async fn record(
+        &self,
+        entry: Arc<Map<String, Value>>,
+        in_clear: &'static [&'static str],
+    ) -> std::io::Result<()> {
+        self.writer.write(entry, in_clear).await
     }
 
-    /// Appends `entry` (already HMAC'd) as one chained line, durably.
-    pub fn write(&self, mut entry: serde_json::Map<String, Value>) -> std::io::Result<()> {
-        let mut last = self.last_line.lock().unwrap_or_else(|e| e.into_inner());
-        let prev = last.as_deref().map(link).unwrap_or_default();
-        entry.insert(PREV_FIELD.into(), Value::String(prev));
-        let line = serde_json::to_string(&entry).expect("an audit entry serializes");
-        // A deleted file is created again; its first line still names the line
-        // before it, so `verify` reports the cut.
-        let mut file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.file_path)?;
-        file.write_all(format!("{line}\n").as_bytes())?;
-        file.sync_data()?;
-        *last = Some(line);
-        Ok(())
+    /// Checks the file's whole chain against where the broker's own record
+    /// says it stands. Reads the file: call it off the async workers.
+    pub fn verify(&self) -> Result<Verified, VerifyError> {
+        verify(&self.chain_key, &self.file_path, &self.writer.checkpoint())
     }
 }
 

@@ -1,7 +1,9 @@
 //! Enabled audit devices: their configuration under the barrier, and the open
 //! devices in memory while unsealed.
 
+use super::chain::{Checkpoint, Verified, VerifyError};
 use super::device::AuditDevice;
+use super::writer::{CheckpointSink, DeviceKeys, resume};
 use crate::barrier::{Barrier, BarrierError};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -9,6 +11,8 @@ use std::sync::{Arc, RwLock};
 use zeroize::Zeroizing;
 
 const PREFIX: &str = "sys/audit-devices/";
+/// Where each device's chain checkpoint is kept.
+const HEADS: &str = "sys/audit-heads/";
 
 /// How a device was enabled. The HMAC key is kept beside it, encrypted by the
 /// barrier like everything else.
@@ -23,6 +27,10 @@ pub struct DeviceConfig {
     pub options: BTreeMap<String, String>,
     /// The HMAC key, hex.
     hmac_key: String,
+    /// The key of the chain through the file, hex (devices enabled before
+    /// the chain was keyed get one when next opened).
+    #[serde(default)]
+    chain_key: Option<String>,
 }
 
 impl std::fmt::Debug for DeviceConfig {
@@ -62,6 +70,14 @@ pub enum AuditError {
     Barrier(#[from] BarrierError),
 }
 
+fn heads_key(path: &str) -> String {
+    format!("{HEADS}{path}")
+}
+
+fn file_len(file: &std::path::Path) -> u64 {
+    std::fs::metadata(file).map(|m| m.len()).unwrap_or(0)
+}
+
 /// The enabled devices.
 pub struct AuditRegistry {
     barrier: Arc<Barrier>,
@@ -69,19 +85,31 @@ pub struct AuditRegistry {
     open: RwLock<Option<Vec<Arc<AuditDevice>>>>,
 }
 
-fn open_device(path: &str, config: &DeviceConfig) -> Result<AuditDevice, AuditError> {
-    let file_path = config
+fn file_path_of(config: &DeviceConfig) -> Result<&str, AuditError> {
+    config
         .options
         .get("file_path")
-        .ok_or_else(|| AuditError::Invalid("the file device needs options.file_path".into()))?;
-    let key = Zeroizing::new(
-        hex::decode(&config.hmac_key)
-            .map_err(|_| AuditError::Invalid("corrupt device key".into()))?,
-    );
-    AuditDevice::open(path, std::path::Path::new(file_path), key).map_err(|err| AuditError::Io {
-        path: file_path.clone(),
+        .map(String::as_str)
+        .ok_or_else(|| AuditError::Invalid("the file device needs options.file_path".into()))
+}
+
+fn io_error(file: &str, err: std::io::Error) -> AuditError {
+    AuditError::Io {
+        path: file.to_owned(),
         error: err.to_string(),
-    })
+    }
+}
+
+fn new_key() -> String {
+    let mut key = Zeroizing::new([0u8; 32]);
+    getrandom::fill(key.as_mut()).expect("the OS random source failed");
+    hex::encode(key.as_ref())
+}
+
+fn decoded(key: &str) -> Result<Zeroizing<Vec<u8>>, AuditError> {
+    hex::decode(key)
+        .map(Zeroizing::new)
+        .map_err(|_| AuditError::Invalid("corrupt device key".into()))
 }
 
 impl AuditRegistry {
@@ -119,7 +147,7 @@ impl AuditRegistry {
         }
         let mut open = Vec::new();
         for (path, config) in self.configs().await? {
-            match open_device(&path, &config) {
+            match self.open_device(&path, config).await {
                 Ok(device) => open.push(Arc::new(device)),
                 Err(err) => {
                     tracing::error!(device = %path, error = %err, "audit device cannot be opened")
@@ -131,6 +159,77 @@ impl AuditRegistry {
         // device and one chain.
         let mut stored = self.open.write().unwrap_or_else(|e| e.into_inner());
         Ok(stored.get_or_insert(open).clone())
+    }
+
+    /// Opens the device at `path`: its chain continues from its checkpoint.
+    async fn open_device(
+        &self,
+        path: &str,
+        mut config: DeviceConfig,
+    ) -> Result<AuditDevice, AuditError> {
+        if config.chain_key.is_none() {
+            config.chain_key = Some(new_key());
+            self.store(path, &config).await?;
+        }
+        let file = file_path_of(&config)?.to_owned();
+        let keys = DeviceKeys {
+            values: decoded(&config.hmac_key)?,
+            chain: decoded(config.chain_key.as_deref().unwrap_or_default())?,
+        };
+        let stored: Option<Checkpoint> = match self.barrier.get(&heads_key(path)).await? {
+            Some(bytes) => Some(serde_json::from_slice(&bytes).map_err(|_| {
+                AuditError::Invalid(format!(
+                    "the checkpoint of audit device `{path}` is corrupt"
+                ))
+            })?),
+            None => None,
+        };
+        let file_path = std::path::PathBuf::from(&file);
+        let chain_key = keys.chain.clone();
+        let checkpoint = tokio::task::spawn_blocking(move || {
+            let resumed = resume(&file_path, &chain_key, stored.clone());
+            if stored.as_ref().is_some_and(|s| *s == resumed && s.end != file_len(&file_path)) {
+                tracing::error!(
+                    file = %file_path.display(),
+                    "the audit file does not end where the broker last wrote it: it changed while the broker was not running; `leasehold audit verify` shows where"
+                );
+            }
+            resumed
+        })
+        .await
+        .map_err(|err| AuditError::Invalid(err.to_string()))?;
+        AuditDevice::open(
+            path,
+            std::path::Path::new(&file),
+            keys,
+            checkpoint,
+            self.checkpoint_sink(path),
+        )
+        .map_err(|err| io_error(&file, err))
+    }
+
+    /// Records a device's checkpoints in the barrier, from its writer thread.
+    /// While sealed nothing can be recorded: the lines are in the file, and
+    /// the next open moves the checkpoint over them if they chain on.
+    fn checkpoint_sink(&self, path: &str) -> CheckpointSink {
+        let barrier = self.barrier.clone();
+        let key = heads_key(path);
+        let runtime = tokio::runtime::Handle::current();
+        Box::new(move |checkpoint: &Checkpoint| {
+            let json = serde_json::to_vec(checkpoint).expect("a checkpoint serializes");
+            match runtime.block_on(barrier.put(&key, &json)) {
+                Ok(()) | Err(BarrierError::Sealed) => {}
+                Err(err) => {
+                    tracing::error!(device = %key, error = %err, "the audit checkpoint could not be recorded")
+                }
+            }
+        })
+    }
+
+    async fn store(&self, path: &str, config: &DeviceConfig) -> Result<(), AuditError> {
+        let json = Zeroizing::new(serde_json::to_vec(config).expect("a device config serializes"));
+        self.barrier.put(&format!("{PREFIX}{path}"), &json).await?;
+        Ok(())
     }
 
     /// Whether any device is enabled (even one that cannot write).
@@ -159,17 +258,29 @@ impl AuditRegistry {
         {
             return Err(AuditError::Exists(path.to_owned()));
         }
-        let mut key = Zeroizing::new([0u8; 32]);
-        getrandom::fill(key.as_mut()).expect("the OS random source failed");
         let config = DeviceConfig {
             kind: kind.to_owned(),
             description,
             options,
-            hmac_key: hex::encode(key.as_ref()),
+            hmac_key: new_key(),
+            chain_key: Some(new_key()),
         };
-        open_device(path, &config)?;
-        let json = Zeroizing::new(serde_json::to_vec(&config).expect("a device config serializes"));
-        self.barrier.put(&format!("{PREFIX}{path}"), &json).await?;
+        let file = file_path_of(&config)?;
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(file)
+            .map_err(|err| io_error(file, err))?;
+        // The device's lines begin where the file ends now; a checkpoint left
+        // by an earlier device at this path is replaced.
+        let fresh = resume(std::path::Path::new(file), &[], None);
+        self.barrier
+            .put(
+                &heads_key(path),
+                &serde_json::to_vec(&fresh).expect("a checkpoint serializes"),
+            )
+            .await?;
+        self.store(path, &config).await?;
         self.forget();
         Ok(())
     }
@@ -185,41 +296,24 @@ impl AuditRegistry {
             return Err(AuditError::Missing(path.to_owned()));
         }
         self.barrier.delete(&format!("{PREFIX}{path}")).await?;
+        self.barrier.delete(&heads_key(path)).await?;
         self.forget();
         Ok(())
     }
 
     /// Writes one entry to each of `devices` (taken before the request ran, so
     /// a request that seals the barrier still has its response recorded where
-    /// its request was); fails if none wrote.
-    /// `in_clear` names request fields (`request.data.<field>`) recorded as
-    /// they are, as the route declares.
+    /// its request was); fails if none wrote. `in_clear` names request fields
+    /// (`request.data.<field>`) recorded as they are, as the route declares.
     pub async fn record_to(
         devices: &[Arc<AuditDevice>],
-        entry: &serde_json::Map<String, serde_json::Value>,
-        in_clear: &[&str],
+        entry: serde_json::Map<String, serde_json::Value>,
+        in_clear: &'static [&'static str],
     ) -> Result<(), AuditError> {
+        let entry = Arc::new(entry);
         let mut wrote = false;
         for device in devices {
-            let mut hashed = serde_json::Value::Object(entry.clone());
-            // `type`, `time` and `error` are the broker's own words, not data.
-            device.hmac(&mut hashed);
-            let serde_json::Value::Object(mut hashed) = hashed else {
-                unreachable!()
-            };
-            for field in ["type", "time", "error"] {
-                if let Some(value) = entry.get(field) {
-                    hashed.insert(field.into(), value.clone());
-                }
-            }
-            restore_plain(entry, &mut hashed);
-            restore_request_fields(entry, &mut hashed, in_clear);
-            // An fsync'd append: off the async workers, like every storage write.
-            let writer = device.clone();
-            let written = tokio::task::spawn_blocking(move || writer.write(hashed))
-                .await
-                .unwrap_or_else(|err| Err(std::io::Error::other(err.to_string())));
-            match written {
+            match device.record(entry.clone(), in_clear).await {
                 Ok(()) => wrote = true,
                 Err(err) => {
                     tracing::error!(device = %device.path(), error = %err, "audit write failed")
@@ -232,68 +326,18 @@ impl AuditRegistry {
             Err(AuditError::NoDeviceWrote)
         }
     }
-}
 
-/// The longest value a route's in-clear request field is recorded with; a
-/// longer one stays HMAC'd (and cut), so it cannot grow the log unbounded.
-const MAX_IN_CLEAR_BYTES: usize = 4096;
-
-/// Puts a route's in-clear request fields back as they were sent.
-fn restore_request_fields(
-    entry: &serde_json::Map<String, serde_json::Value>,
-    hashed: &mut serde_json::Map<String, serde_json::Value>,
-    in_clear: &[&str],
-) {
-    let Some(serde_json::Value::Object(plain)) = entry.get("request").and_then(|r| r.get("data"))
-    else {
-        return;
-    };
-    let Some(serde_json::Value::Object(target)) =
-        hashed.get_mut("request").and_then(|r| r.get_mut("data"))
-    else {
-        return;
-    };
-    for field in in_clear {
-        if let Some(value) = plain.get(*field)
-            && value.to_string().len() <= MAX_IN_CLEAR_BYTES
-        {
-            target.insert((*field).into(), value.clone());
-        }
-    }
-}
-
-/// Fields that are never secret and that operators need readable: the request's
-/// path, operation, id and status; the caller's policies and display name.
-fn restore_plain(
-    entry: &serde_json::Map<String, serde_json::Value>,
-    hashed: &mut serde_json::Map<String, serde_json::Value>,
-) {
-    for (section, fields) in [
-        (
-            "request",
-            &[
-                "id",
-                "operation",
-                "path",
-                "remote_address",
-                "query",
-                "mount_point",
-                "mount_type",
-                "mount_accessor",
-            ][..],
-        ),
-        ("response", &["status"][..]),
-        ("auth", &["policies", "display_name"][..]),
-    ] {
-        let (Some(plain), Some(serde_json::Value::Object(target))) =
-            (entry.get(section), hashed.get_mut(section))
-        else {
-            continue;
-        };
-        for field in fields {
-            if let Some(value) = plain.get(*field) {
-                target.insert((*field).into(), value.clone());
-            }
-        }
+    /// Checks the chain of the device at `path` from its first line to the
+    /// last the broker recorded.
+    pub async fn verify(&self, path: &str) -> Result<Result<Verified, VerifyError>, AuditError> {
+        let device = self
+            .devices()
+            .await?
+            .into_iter()
+            .find(|d| d.path() == path)
+            .ok_or_else(|| AuditError::Missing(path.to_owned()))?;
+        tokio::task::spawn_blocking(move || device.verify())
+            .await
+            .map_err(|err| AuditError::Invalid(format!("verification failed: {err}")))
     }
 }

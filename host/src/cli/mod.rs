@@ -16,7 +16,7 @@ use output::Format;
 use serde_json::{Map, Value, json};
 use std::io::Read;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
@@ -187,8 +187,9 @@ enum AuditCommand {
     List,
     /// Disables a device.
     Disable { path: String },
-    /// Checks the hash chain of an audit file and reports the first broken link.
-    Verify { file: PathBuf },
+    /// Has the server check a device's file, line by line, against the keyed
+    /// chain and the checkpoint it keeps; reports the first break (needs sudo).
+    Verify { path: String },
 }
 
 #[derive(Subcommand)]
@@ -319,9 +320,6 @@ pub fn run() -> ExitCode {
             config,
             listen,
         } => run_server(dev, config, listen),
-        Command::Audit {
-            command: AuditCommand::Verify { file },
-        } => verify_audit_file(&file),
         Command::Status => return status(format),
         other => remote(other, &Client::from_env(), format),
     };
@@ -367,13 +365,25 @@ fn run_server(
         .block_on(server::run(mode))
 }
 
-fn verify_audit_file(file: &Path) -> Result<(), String> {
-    let text = std::fs::read_to_string(file)
-        .map_err(|err| format!("reading {}: {err}", file.display()))?;
-    let entries =
-        crate::audit::verify(&text).map_err(|err| format!("{}: {err}", file.display()))?;
-    println!("{}: {entries} entries, chain intact", file.display());
-    Ok(())
+/// Prints what the server found in a device's file; an error if the chain broke.
+fn report_verification(path: &str, found: &Value, format: Format) -> Result<(), String> {
+    let data = &found["data"];
+    if format == Format::Json {
+        output::response(format, found);
+    } else if data["intact"] == json!(true) {
+        println!(
+            "{path}: {} entries, chain intact up to the broker's last record",
+            data["lines"]
+        );
+    }
+    if data["intact"] == json!(true) {
+        Ok(())
+    } else {
+        Err(format!(
+            "audit device {path}: {}",
+            data["error"].as_str().unwrap_or("the chain is broken")
+        ))
+    }
 }
 
 fn status(format: Format) -> ExitCode {
@@ -622,7 +632,11 @@ fn remote(command: Command, client: &Client, format: Format) -> Result<(), Strin
             }
             AuditCommand::List => call("GET", "sys/audit", None)?,
             AuditCommand::Disable { path } => call("DELETE", &format!("sys/audit/{path}"), None)?,
-            AuditCommand::Verify { .. } => unreachable!("handled locally"),
+            AuditCommand::Verify { path } => {
+                let path = path.trim_end_matches('/');
+                let found = call("GET", &format!("sys/audit-verify/{path}"), None)?;
+                return report_verification(path, &found, format);
+            }
         },
         Command::Plugin { command } => match command {
             PluginCommand::Register {
