@@ -132,6 +132,41 @@ fn a_body_over_the_limit_always_gets_its_413_and_changes_nothing() {
     assert_eq!(status, 404, "the refused policy was written");
 }
 
+#[test]
+fn only_a_caller_who_may_upload_gets_the_upload_limit() {
+    let root = tempfile::tempdir().unwrap();
+    let server = Server::with_data_dir(&support::data_dir(&root));
+    let token = server.init_and_unseal();
+    let api = server.api(&token);
+    api.ok(
+        "sys/policies/acl/no-sudo",
+        json!({"policy": r#"path "sys/plugins/catalog/*" { capabilities = ["create", "update"] }"#}),
+    );
+    let (_, created) = api.put("auth/token/create", json!({"policies": ["no-sudo"]}));
+    let no_sudo = created["auth"]["client_token"].as_str().unwrap().to_owned();
+    let client = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    // Two MiB: over the ordinary limit, far under the upload limit.
+    let upload = json!({ "sha256": "00", "wasm": "A".repeat(2 << 20) }).to_string();
+    let send = |token: Option<&str>| {
+        let mut request = client
+            .put(server.url("sys/plugins/catalog/secret/big"))
+            .body(upload.clone());
+        if let Some(token) = token {
+            request = request.header("X-Vault-Token", token);
+        }
+        request.send().unwrap().status().as_u16()
+    };
+    // No token, a wrong one, or one without sudo: the body is not buffered.
+    assert_eq!(send(None), 413);
+    assert_eq!(send(Some("not-a-token")), 413);
+    assert_eq!(send(Some(&no_sudo)), 413);
+    // The root token's body is read whole, then refused for what it holds.
+    assert_eq!(send(Some(&token)), 400);
+}
+
 /// A reader over chunks, so reqwest sends the body without a length.
 struct ChunkedReader<I> {
     chunks: I,

@@ -89,6 +89,41 @@ pub async fn authorize(State(state): State<AppState>, request: Request, next: Ne
     }
 }
 
+/// Whether the token in `headers` may write the request path `raw` (as sent,
+/// `/v1/...`) with `sudo`. Decides nothing by itself: [`read_body`] asks it
+/// before reading a body, to give the large component-upload limit only to a
+/// caller who could use it, so an anonymous client cannot make the broker
+/// buffer 64 MiB. The request is then authorized as every other.
+///
+/// [`read_body`]: super::read_body
+pub(super) async fn may_write_with_sudo(
+    state: &AppState,
+    headers: &axum::http::HeaderMap,
+    raw: &str,
+) -> bool {
+    let Some(path) = raw
+        .strip_prefix("/v1/")
+        .and_then(|rest| super::canonical::canonical(rest).ok())
+    else {
+        return false;
+    };
+    let Some(token) = presented(headers) else {
+        return false;
+    };
+    let Ok(entry) = state.tokens.lookup(&token).await else {
+        return false;
+    };
+    let Ok(acl) = state.policies.acl(&entry.policies).await else {
+        return false;
+    };
+    [Capability::Create, Capability::Update]
+        .into_iter()
+        .any(|capability| {
+            let decision = acl.decide(&path, capability);
+            decision.allowed && decision.sudo
+        })
+}
+
 async fn check(state: &AppState, parts: &Parts, resolved: &Resolved) -> Result<Caller, ApiError> {
     let token = presented(&parts.headers).ok_or_else(ApiError::permission_denied)?;
     let entry = match state.tokens.lookup(&token).await {

@@ -238,14 +238,17 @@ pub fn router(state: AppState, body_read_timeout: std::time::Duration) -> Router
     Router::new()
         .fallback_service(inner)
         .layer(middleware::from_fn_with_state(
-            front::Front { state, routes },
+            front::Front {
+                state: state.clone(),
+                routes,
+            },
             front::front,
         ))
         // Each path's body limit is decided once, in `read_body`.
         .layer(DefaultBodyLimit::disable())
         // Outermost: nothing inside waits on a client's body.
         .layer(middleware::from_fn_with_state(
-            body_read_timeout,
+            (body_read_timeout, state),
             read_body::read_body,
         ))
 }

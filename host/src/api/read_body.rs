@@ -15,8 +15,12 @@
 //!
 //! This runs before the token is checked, so what bodies may hold in memory at
 //! once is bounded too ([`BUFFERED_BYTES`]): past it a request is answered 503
-//! with `Retry-After` (and its body drained, never kept).
+//! with `Retry-After` (and its body drained, never kept). And the large upload
+//! limit is only for a caller whose token may write the path with `sudo`
+//! (looked up first, without the body); anyone else gets the 1 MiB limit
+//! there too.
 
+use super::AppState;
 use super::body::MAX_BODY_BYTES;
 use super::response::ApiError;
 use super::sys_plugins::MAX_COMPONENT_BYTES;
@@ -49,9 +53,13 @@ fn kib(bytes: u64) -> u32 {
     u32::try_from(bytes.div_ceil(1024)).unwrap_or(u32::MAX)
 }
 
-/// The largest body `path` accepts.
-fn limit_of(path: &str) -> usize {
-    if path.starts_with("/v1/sys/plugins/catalog/") {
+/// The largest body this request may send: a component upload's only for a
+/// caller who may make one.
+async fn limit_of(state: &AppState, parts: &axum::http::request::Parts) -> usize {
+    let path = parts.uri.path();
+    if path.starts_with("/v1/sys/plugins/catalog/")
+        && super::authorize::may_write_with_sudo(state, &parts.headers, path).await
+    {
         MAX_COMPONENT_BYTES
     } else {
         MAX_BODY_BYTES
@@ -60,12 +68,13 @@ fn limit_of(path: &str) -> usize {
 
 /// The middleware: `read_timeout` is the listener's body-read timeout.
 pub async fn read_body(
-    State(read_timeout): State<Duration>,
+    State((read_timeout, state)): State<(Duration, AppState)>,
     request: Request,
     next: Next,
 ) -> Response {
-    let limit = limit_of(request.uri().path());
+    // A body is not `Sync`: only the head is looked at across the await.
     let (parts, body) = request.into_parts();
+    let limit = limit_of(&state, &parts).await;
     let hold = parts.extensions.get::<ConnectionHold>().cloned();
     let declared = parts
         .headers
