@@ -62,7 +62,8 @@ pub fn canonical(path: &str) -> Result<String, PathRefused> {
     }
     let mut canonical = trimmed.to_owned();
     if let Some(prefix) = CASE_INSENSITIVE.iter().find(|p| canonical.starts_with(*p)) {
-        let name = canonical[prefix.len()..].to_lowercase();
+        // ASCII, as the policy store folds names (which are ASCII only).
+        let name = canonical[prefix.len()..].to_ascii_lowercase();
         canonical.truncate(prefix.len());
         canonical.push_str(&name);
     }

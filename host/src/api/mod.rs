@@ -192,6 +192,9 @@ pub fn declared_routes() -> Vec<RouteSpec> {
 /// What the routes under every mount declare, relative to the mount.
 pub fn declared_mount_routes() -> Vec<RouteSpec> {
     mount_paths::routes()
+        .into_iter()
+        .map(|route| route.spec)
+        .collect()
 }
 
 /// The whole API; request bodies must arrive within `body_read_timeout`.
@@ -205,7 +208,7 @@ pub fn router(state: AppState, body_read_timeout: std::time::Duration) -> Router
     }
     let routes = Arc::new(front::Routes {
         system: Matcher::new(specs),
-        mount: Matcher::new(mount_paths::routes()),
+        mount: Matcher::new(declared_mount_routes()),
         unknown: Arc::new(RouteSpec::at("").serves(&[
             Operation::Read,
             Operation::List,
@@ -214,7 +217,10 @@ pub fn router(state: AppState, body_read_timeout: std::time::Duration) -> Router
         ])),
     });
     let inner = inner
-        .fallback(mount_paths::dispatch)
+        .fallback({
+            let mount_routes = mount_paths::MountRoutes::new(&state);
+            move |request: axum::extract::Request| mount_routes.dispatch(request)
+        })
         // Innermost first: rate limits (on the caller authorization found),
         // the audit log (which sees the body as the handler will), the body
         // parsed once, then authorization outside them, so a request without a

@@ -3,111 +3,180 @@
 //! `:mount/rotate-root/:name`, `:mount/reset/:name`.
 //!
 //! Mounts come and go at run time, so these paths are declared relative to a
-//! mount ([`routes`]); the front middleware finds the mount and the route, and
-//! the router's fallback hands the request to the handler here.
+//! mount ([`routes`]), each with its handlers, in the same form as the broker's
+//! own routes; the front middleware finds the mount and the route, and the
+//! router's fallback ([`MountRoutes`]) hands the request to that route.
 
 use super::AppState;
 use super::authorize::Caller;
 use super::body::JsonBody;
 use super::response::{ApiError, Envelope};
-use super::routes::{Existence, Operation, Resolved, RouteSpec};
+use super::routes::{Existence, Resolved, Route};
 use crate::leases::LeaseLimit;
 use crate::secrets::schema::ObjectSchema;
 use crate::secrets::{ConnectionWrite, MountEntry, Requester};
-use axum::extract::{FromRequest, Request, State};
+use axum::extract::{FromRequestParts, Request, State};
 use axum::http::StatusCode;
+use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
+use axum::routing::MethodRouter;
 use secrecy::ExposeSecret;
 use serde_json::{Map, Value, json};
+use std::collections::HashMap;
+use std::sync::Arc;
+use tower::ServiceExt;
 
-/// The paths under every mount, relative to it. Handlers are chosen in
-/// [`route`] by pattern; what each needs is declared here.
-pub fn routes() -> Vec<RouteSpec> {
-    use Operation::*;
+/// The paths under every mount, relative to it, with their handlers.
+pub fn routes() -> Vec<Route> {
     vec![
-        RouteSpec::at("config").serves(&[List]),
-        RouteSpec::at("config/{name}")
-            .serves(&[Read, Write, Delete])
+        Route::at("config").list(list_connections),
+        Route::at("config/{name}")
+            .read(read_connection)
+            .write(write_connection)
+            .delete(delete_connection)
             .existence(Existence::Connection)
             .in_clear(super::sys_grants::GRANT_FIELDS),
-        RouteSpec::at("roles").serves(&[List]),
-        RouteSpec::at("roles/{name}")
-            .serves(&[Read, Write, Delete])
+        Route::at("roles").list(list_roles),
+        Route::at("roles/{name}")
+            .read(read_role)
+            .write(write_role)
+            .delete(delete_role)
             .existence(Existence::Role),
-        RouteSpec::at("creds/{name}").serves(&[Read]),
-        RouteSpec::at("rotate-root/{name}").serves(&[Write]),
-        RouteSpec::at("reset/{name}").serves(&[Write]),
+        Route::at("creds/{name}").read(issue),
+        Route::at("rotate-root/{name}").write(rotate_root),
+        Route::at("reset/{name}").write(reset),
     ]
 }
 
-/// The fallback: a path under a mount, resolved by the front middleware.
-pub async fn dispatch(State(state): State<AppState>, request: Request) -> Response {
-    match route(&state, request).await {
-        Ok(response) => response,
-        Err(err) => err.into_response(),
+/// Each mount route's service, by pattern; the router's fallback, since
+/// mounts come and go at run time.
+#[derive(Clone)]
+pub struct MountRoutes(Arc<HashMap<&'static str, MethodRouter>>);
+
+impl MountRoutes {
+    /// The services of [`routes`] over `state`.
+    pub fn new(state: &AppState) -> Self {
+        Self(Arc::new(
+            routes()
+                .into_iter()
+                .map(|route| {
+                    let pattern = route.spec.pattern;
+                    (pattern, route.into_service(state).with_state(state.clone()))
+                })
+                .collect(),
+        ))
+    }
+
+    /// Hands a request the front middleware resolved under a mount to its
+    /// route's service.
+    pub async fn dispatch(self, request: Request) -> Response {
+        let resolved = request.extensions().get::<Resolved>().cloned();
+        let service = resolved
+            .as_ref()
+            .filter(|r| r.mount.is_some())
+            .and_then(|r| self.0.get(r.route.pattern).cloned());
+        match (service, resolved) {
+            (Some(service), _) => service.oneshot(request).await.into_response(),
+            (None, Some(resolved)) => ApiError::no_route(&resolved.path).into_response(),
+            (None, None) => ApiError::no_route(request.uri().path()).into_response(),
+        }
     }
 }
 
-async fn route(state: &AppState, request: Request) -> Result<Response, ApiError> {
-    let resolved = request
-        .extensions()
-        .get::<Resolved>()
-        .cloned()
-        .ok_or_else(|| ApiError::no_route(request.uri().path()))?;
-    let Some(mount) = resolved.mount.clone() else {
-        return Err(ApiError::no_route(&resolved.path));
-    };
-    let caller = request
-        .extensions()
-        .get::<Caller>()
-        .cloned()
-        .ok_or_else(ApiError::permission_denied)?;
-    let name = resolved.param("name").unwrap_or_default().to_owned();
-    let name = name.as_str();
-    let secrets = &state.secrets;
-    use Operation::*;
-    match (resolved.route.pattern, resolved.operation) {
-        ("config", List) => names(secrets.data.connections(&mount.uuid).await?),
-        ("config/{name}", Read) => read_connection(state, &mount, name).await,
-        ("config/{name}", Write) => {
-            let JsonBody(body) =
-                JsonBody::<Map<String, Value>>::from_request(request, state).await?;
-            secrets
-                .write_connection(&mount, name, connection_write(body)?)
-                .await?;
-            Ok(StatusCode::NO_CONTENT.into_response())
-        }
-        ("config/{name}", Delete) => {
-            secrets.delete_connection(&mount, name).await?;
-            Ok(StatusCode::NO_CONTENT.into_response())
-        }
-        ("roles", List) => names(secrets.data.roles(&mount.uuid).await?),
-        ("roles/{name}", Read) => read_role(state, &mount, name).await,
-        ("roles/{name}", Write) => {
-            let JsonBody(body) =
-                JsonBody::<Map<String, Value>>::from_request(request, state).await?;
-            write_role(state, &mount, name, body).await
-        }
-        ("roles/{name}", Delete) => {
-            secrets.data.delete_role(&mount.uuid, name).await?;
-            Ok(StatusCode::NO_CONTENT.into_response())
-        }
-        ("creds/{name}", Read) => issue(state, &mount, name, &caller).await,
-        ("rotate-root/{name}", Write) => {
-            secrets.rotate_root(&mount, name).await?;
-            Ok(StatusCode::NO_CONTENT.into_response())
-        }
-        // Every plugin call gets a fresh instance, so there is no connection to
-        // reset; the endpoint exists because Vault clients call it.
-        ("reset/{name}", Write) => {
-            secrets.connection(&mount, name).await?;
-            Ok(StatusCode::NO_CONTENT.into_response())
-        }
-        _ => Err(ApiError::internal(format!(
-            "mount route `{}` has no handler for {:?}",
-            resolved.route.pattern, resolved.operation
-        ))),
+/// The mount a request is under and the route's `{name}`.
+pub struct UnderMount {
+    mount: MountEntry,
+    name: String,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for UnderMount {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        let resolved = parts
+            .extensions
+            .get::<Resolved>()
+            .ok_or_else(|| ApiError::internal("a mount path reached its handler unresolved"))?;
+        let mount = resolved
+            .mount
+            .clone()
+            .ok_or_else(|| ApiError::no_route(&resolved.path))?;
+        Ok(Self {
+            mount,
+            name: resolved.param("name").unwrap_or_default().to_owned(),
+        })
     }
+}
+
+async fn list_connections(
+    State(state): State<AppState>,
+    _caller: Caller,
+    at: UnderMount,
+) -> Result<Response, ApiError> {
+    names(state.secrets.data.connections(&at.mount.uuid).await?)
+}
+
+async fn write_connection(
+    State(state): State<AppState>,
+    _caller: Caller,
+    at: UnderMount,
+    JsonBody(body): JsonBody<Map<String, Value>>,
+) -> Result<Response, ApiError> {
+    state
+        .secrets
+        .write_connection(&at.mount, &at.name, connection_write(body)?)
+        .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn delete_connection(
+    State(state): State<AppState>,
+    _caller: Caller,
+    at: UnderMount,
+) -> Result<Response, ApiError> {
+    state.secrets.delete_connection(&at.mount, &at.name).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn list_roles(
+    State(state): State<AppState>,
+    _caller: Caller,
+    at: UnderMount,
+) -> Result<Response, ApiError> {
+    names(state.secrets.data.roles(&at.mount.uuid).await?)
+}
+
+async fn delete_role(
+    State(state): State<AppState>,
+    _caller: Caller,
+    at: UnderMount,
+) -> Result<Response, ApiError> {
+    state
+        .secrets
+        .data
+        .delete_role(&at.mount.uuid, &at.name)
+        .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn rotate_root(
+    State(state): State<AppState>,
+    _caller: Caller,
+    at: UnderMount,
+) -> Result<Response, ApiError> {
+    state.secrets.rotate_root(&at.mount, &at.name).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// Every plugin call gets a fresh instance, so there is no connection to
+/// reset; the endpoint exists because Vault clients call it.
+async fn reset(
+    State(state): State<AppState>,
+    _caller: Caller,
+    at: UnderMount,
+) -> Result<Response, ApiError> {
+    state.secrets.connection(&at.mount, &at.name).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 fn names(keys: Vec<String>) -> Result<Response, ApiError> {
@@ -231,11 +300,11 @@ const BROKER_FIELDS: &[&str] = &[
 ];
 
 async fn read_connection(
-    state: &AppState,
-    mount: &MountEntry,
-    name: &str,
+    State(state): State<AppState>,
+    _caller: Caller,
+    at: UnderMount,
 ) -> Result<Response, ApiError> {
-    let (connection, entry) = state.secrets.connection(mount, name).await?;
+    let (connection, entry) = state.secrets.connection(&at.mount, &at.name).await?;
     let schema = ObjectSchema::parse(&entry.config_schema);
     Ok(Envelope::data(json!({
         "plugin_name": connection.plugin_name,
@@ -251,7 +320,12 @@ async fn read_connection(
     .into_response())
 }
 
-async fn read_role(state: &AppState, mount: &MountEntry, name: &str) -> Result<Response, ApiError> {
+async fn read_role(
+    State(state): State<AppState>,
+    _caller: Caller,
+    at: UnderMount,
+) -> Result<Response, ApiError> {
+    let (mount, name) = (&at.mount, &at.name);
     let role = state.secrets.role(mount, name).await?;
     // Without the plugin's schema there is no telling which fields are secret:
     // show none of them.
@@ -266,11 +340,12 @@ async fn read_role(state: &AppState, mount: &MountEntry, name: &str) -> Result<R
 }
 
 async fn write_role(
-    state: &AppState,
-    mount: &MountEntry,
-    name: &str,
-    body: Map<String, Value>,
+    State(state): State<AppState>,
+    _caller: Caller,
+    at: UnderMount,
+    JsonBody(body): JsonBody<Map<String, Value>>,
 ) -> Result<Response, ApiError> {
+    let (mount, name) = (&at.mount, at.name.as_str());
     let (mut db_name, mut default_ttl, mut max_ttl) = (None, None, None);
     let mut fields = Map::new();
     for (field, value) in body {
@@ -292,11 +367,11 @@ async fn write_role(
 }
 
 async fn issue(
-    state: &AppState,
-    mount: &MountEntry,
-    role: &str,
-    caller: &Caller,
+    State(state): State<AppState>,
+    caller: Caller,
+    at: UnderMount,
 ) -> Result<Response, ApiError> {
+    let (mount, role) = (&at.mount, at.name.as_str());
     let lease_limit = state
         .quotas
         .lease_count_for(&format!("{}creds/{role}", mount.path))

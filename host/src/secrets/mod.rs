@@ -479,10 +479,13 @@ impl Secrets {
         let entry = self.catalog_entry(&plugin_name, version.as_deref()).await?;
 
         let schema = ObjectSchema::parse(&entry.config_schema);
-        let sent_secrets: Vec<String> = schema
-            .secret_fields()
-            .into_iter()
-            .filter(|field| write.config.get(field).is_some_and(|v| !v.is_null()))
+        let secret_fields = self
+            .secret_fields(&schema, existing.as_ref(), &plugin_name, &entry.version)
+            .await?;
+        let sent_secrets: Vec<String> = secret_fields
+            .iter()
+            .filter(|field| write.config.get(*field).is_some_and(|v| !v.is_null()))
+            .cloned()
             .collect();
         let mut config = existing
             .as_ref()
@@ -540,7 +543,7 @@ impl Secrets {
             )));
         }
         if let Some(old) = existing.as_ref() {
-            refuse_retarget(&schema, old, &connection, &sent_secrets)?;
+            refuse_retarget(&secret_fields, old, &connection, &sent_secrets)?;
         }
         let mut target = self.resolver.target(mount, name, &connection).await?;
         if connection.verify_connection {
@@ -560,6 +563,38 @@ impl Secrets {
             .runtime()
             .forget_connection(&connection_key(mount, name));
         Ok(())
+    }
+
+    /// The fields of a connection write that are secret: the new plugin
+    /// version's, and, when the version changes, the stored one's too (a
+    /// newer version that stopped marking a field secret must not receive
+    /// the stored value unasked). If the stored version is gone from the
+    /// catalog, every stored field counts.
+    async fn secret_fields(
+        &self,
+        schema: &ObjectSchema,
+        existing: Option<&Connection>,
+        plugin_name: &str,
+        version: &str,
+    ) -> Result<Vec<String>, SecretsError> {
+        let mut fields = schema.secret_fields();
+        if let Some(old) =
+            existing.filter(|c| c.plugin_name == plugin_name && c.plugin_version != version)
+        {
+            match self
+                .catalog
+                .get(&old.plugin_name, Some(&old.plugin_version))
+                .await?
+            {
+                Some(entry) => {
+                    fields.extend(ObjectSchema::parse(&entry.config_schema).secret_fields())
+                }
+                None => fields.extend(old.config.keys().cloned()),
+            }
+            fields.sort_unstable();
+            fields.dedup();
+        }
+        Ok(fields)
     }
 
     /// A connection and the catalog entry of its plugin.
@@ -830,12 +865,11 @@ fn reject_unknown(
 /// update a connection could repoint it at a server of theirs and receive the
 /// root credential when the broker connects.
 fn refuse_retarget(
-    schema: &ObjectSchema,
+    secrets: &[String],
     old: &Connection,
     new: &Connection,
     sent_secrets: &[String],
 ) -> Result<(), SecretsError> {
-    let secrets = schema.secret_fields();
     let stored: Vec<&String> = secrets
         .iter()
         .filter(|field| old.config.get(*field).is_some_and(|v| !v.is_null()))
