@@ -405,6 +405,25 @@ fn anonymous_floods_cost_the_log_a_line_and_every_entry_is_bounded() {
         assert!(entry["request"]["data"].is_null(), "{entry}");
     }
 
+    // A path refused for its spelling is recorded too, as sent, without body.
+    let (status, _) = call(
+        &client,
+        &server,
+        "DELETE",
+        "sys/mounts/a%2Fb",
+        &token,
+        Value::Null,
+    );
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let text = std::fs::read_to_string(&log).unwrap();
+    let spelled = text
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .find(|e| e["type"] == "response" && e["request"]["path"] == "/v1/sys/mounts/a%2Fb")
+        .expect("the refused spelling is audited");
+    assert_eq!(spelled["response"]["status"], 400);
+    assert_eq!(spelled["request"]["operation"], "delete");
+
     // An authorized request's body is recorded bounded, as the handler saw it.
     let (status, _) = call(
         &client,

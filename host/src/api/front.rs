@@ -69,6 +69,26 @@ pub async fn front(State(front): State<Front>, mut request: Request, next: Next)
             request.extensions_mut().insert(resolved);
             next.run(request).await
         }
+        // A path refused for its spelling is an attack signal: audited like a
+        // request refused for its token, with the path as sent (it is at
+        // most `MAX_URI_BYTES`) and no body.
+        Err(err) if err.status() == axum::http::StatusCode::BAD_REQUEST => {
+            match Operation::of(&method, asked_for_list(uri.query())) {
+                Some(operation) => {
+                    let refused = Resolved {
+                        path: uri.path().to_owned(),
+                        route: front.routes.unknown.clone(),
+                        operation,
+                        params: Vec::new(),
+                        mount: None,
+                        unsupported: false,
+                    };
+                    let (parts, _) = request.into_parts();
+                    super::audit_log::record_refused(&front.state, &parts, &refused, err).await
+                }
+                None => err.into_response(),
+            }
+        }
         Err(err) => err.into_response(),
     }
 }
