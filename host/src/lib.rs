@@ -16,7 +16,8 @@
 //! - [`metrics`]: Prometheus metrics;
 //! - [`policy`]: Vault's path ACL policies;
 //! - [`quotas`]: rate-limit and lease-count quotas;
-//! - [`lifecycle`]: init, unseal, seal;
+//! - [`lifecycle`]: init, unseal, seal, and every step that follows an unseal
+//!   or precedes a seal;
 //! - [`api`]: the Vault-compatible HTTP API, the only module that knows HTTP;
 //! - [`server`], `listener` and [`config`]: the `leasehold server` process and
 //!   the limits on its connections;

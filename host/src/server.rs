@@ -1,16 +1,18 @@
-//! `leasehold server`: opens storage, unseals when it can, serves the API, and
-//! shuts down gracefully on SIGINT or SIGTERM (in-flight requests finish; every
+//! `leasehold server`: opens storage, wires the broker's parts together, has
+//! the [`Lifecycle`] unseal when it can, serves the API, and shuts down
+//! gracefully on SIGINT or SIGTERM (in-flight requests finish; every
 //! acknowledged write is already flushed).
 
 use crate::api::{self, AppState};
 use crate::audit::AuditRegistry;
 use crate::auth::TokenStore;
-use crate::barrier::{Barrier, UnsealShare};
+use crate::barrier::Barrier;
 use crate::catalog::Catalog;
 use crate::config::ServerConfig;
 use crate::lifecycle::Lifecycle;
 use crate::plugin::Runtime;
 use crate::policy::PolicyStore;
+use crate::quotas::Quotas;
 use crate::secrets::{GrantLimits, Secrets};
 use crate::storage::RedbStorage;
 use std::sync::Arc;
@@ -63,7 +65,6 @@ pub async fn run(mode: Mode) -> Result<(), String> {
     let storage = Arc::new(RedbStorage::open(&config.data_dir).map_err(|err| err.to_string())?);
     let barrier = Arc::new(Barrier::new(storage));
     let tokens = TokenStore::new(barrier.clone());
-    let lifecycle = Arc::new(Lifecycle::new(barrier.clone(), tokens.clone()));
     // Cached artifacts are trusted only by their digests in the barrier, and a
     // `--dev` barrier dies with the process: its plugins are compiled each time.
     let cache_dir = (!dev).then(|| config.data_dir.join("plugin-cache"));
@@ -80,27 +81,28 @@ pub async fn run(mode: Mode) -> Result<(), String> {
         config.leases.clone(),
         grant_limits(&config, cache_dir.as_deref()),
     ));
-    tokio::spawn(secrets.leases.clone().run_worker());
-    tokio::spawn(crate::revocation::run_token_expiry(
+    let policies = PolicyStore::new(barrier.clone());
+    let quotas = Arc::new(Quotas::new(barrier.clone()));
+    let audit = Arc::new(AuditRegistry::new(barrier.clone()));
+    let lifecycle = Arc::new(Lifecycle::new(
         barrier.clone(),
         tokens.clone(),
-        secrets.leases.clone(),
+        secrets.clone(),
+        audit.clone(),
+        quotas.clone(),
     ));
+    lifecycle.spawn_workers();
     crate::metrics::handle();
 
     let banner = if dev {
-        let initialized = lifecycle.init(1, 1).await.map_err(|err| err.to_string())?;
-        let share = initialized.shares[0].to_base64();
-        lifecycle
-            .unseal(Some(initialized.shares[0].clone()), false)
-            .await
-            .map_err(|err| err.to_string())?;
-        activate(&secrets).await;
-        Some((share, initialized.root_token))
+        let initialized = lifecycle.start_dev().await.map_err(|err| err.to_string())?;
+        Some((initialized.shares[0].to_base64(), initialized.root_token))
     } else {
         if let Some(path) = &config.unseal_key_file {
-            unseal_from_file(&lifecycle, path).await?;
-            activate(&secrets).await;
+            lifecycle
+                .unseal_from_file(path)
+                .await
+                .map_err(|err| err.to_string())?;
         }
         None
     };
@@ -126,10 +128,6 @@ pub async fn run(mode: Mode) -> Result<(), String> {
     }
     println!("listening on {scheme}://{address}");
 
-    let policies = PolicyStore::new(barrier.clone());
-    let quotas = Arc::new(crate::quotas::Quotas::new(barrier.clone()));
-    tokio::spawn(sweep_quotas(quotas.clone()));
-    let audit = Arc::new(AuditRegistry::new(barrier.clone()));
     let app = api::router(
         AppState {
             lifecycle,
@@ -194,24 +192,6 @@ fn grant_limits(config: &ServerConfig, cache_dir: Option<&std::path::Path>) -> G
     GrantLimits::new(&config.grants.directories, reserved)
 }
 
-/// What follows every unseal: bundled plugins registered, pending leases of a
-/// process that died mid-create revoked. A failure is logged, not fatal: the
-/// worker keeps retrying what it could not revoke.
-pub async fn activate(secrets: &Secrets) {
-    if let Err(err) = secrets.activate().await {
-        tracing::error!(error = %err, "after unseal: registering bundled plugins or recovering leases failed");
-    }
-}
-
-/// Forgets idle rate-limit buckets once a minute, off the request path.
-async fn sweep_quotas(quotas: Arc<crate::quotas::Quotas>) {
-    loop {
-        tokio::time::sleep(std::time::Duration::from_secs(60)).await;
-        let quotas = quotas.clone();
-        let _ = tokio::task::spawn_blocking(move || quotas.sweep()).await;
-    }
-}
-
 /// Raises the soft limit on open files to the hard limit: every client
 /// connection and every plugin socket is a descriptor, and the listener's
 /// `max_connections` is meant to be the bound, not a default of 1024.
@@ -223,61 +203,6 @@ fn raise_open_file_limit() {
         if let Err(err) = setrlimit(Resource::Nofile, limit) {
             tracing::warn!(error = %err, "could not raise the open-file limit");
         }
-    }
-}
-
-/// Unseals with the shares in `path`, one per line (hex or base64), for unattended
-/// restarts. Weaker than shares held by people: whoever reads the file can unseal.
-async fn unseal_from_file(lifecycle: &Lifecycle, path: &std::path::Path) -> Result<(), String> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(path)
-            .map_err(|err| format!("reading unseal key file {}: {err}", path.display()))?
-            .permissions()
-            .mode();
-        if mode & 0o077 != 0 {
-            return Err(format!(
-                "unseal key file {} may be read or written by others (mode {:o}); it unseals everything: chmod 600 it",
-                path.display(),
-                mode & 0o777
-            ));
-        }
-    }
-    let text = zeroize::Zeroizing::new(
-        std::fs::read_to_string(path)
-            .map_err(|err| format!("reading unseal key file {}: {err}", path.display()))?,
-    );
-    let mut status = None;
-    for (number, line) in text
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .enumerate()
-    {
-        let share = UnsealShare::parse(line).ok_or_else(|| {
-            format!(
-                "unseal key file {} line {}: not an unseal key share",
-                path.display(),
-                number + 1
-            )
-        })?;
-        status = Some(
-            lifecycle
-                .unseal(Some(share), false)
-                .await
-                .map_err(|err| format!("unsealing with {}: {err}", path.display()))?,
-        );
-    }
-    match status {
-        Some(status) if !status.sealed => {
-            tracing::info!("unsealed with the unseal key file");
-            Ok(())
-        }
-        _ => Err(format!(
-            "unseal key file {} does not hold enough shares to unseal",
-            path.display()
-        )),
     }
 }
 

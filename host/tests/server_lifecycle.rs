@@ -1,5 +1,6 @@
 //! The server's lifecycle through the real binary and a real HTTP client: init,
-//! unseal by shares, seal, restart, key rotation, dev mode, and bad input.
+//! unseal by shares, seal, restart, key rotation, dev mode, bad input, and a
+//! seal and unseal with mounts, leases, quotas and an audit device in use.
 
 mod support;
 
@@ -398,4 +399,67 @@ fn bad_requests_get_clear_errors_and_change_nothing() {
     let (status, body) = get(&server, "sys/no-such-thing", Some(&root_token));
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(message(&body), "no handler for route \"sys/no-such-thing\"");
+}
+
+#[test]
+fn a_seal_closes_every_mount_and_the_next_unseal_brings_it_all_back() {
+    let root = tempfile::tempdir().unwrap();
+    let server = Server::with_data_dir(&data_dir(&root));
+    let (token, share) = server.init_and_unseal_keeping_share();
+    let api = server.api(&token);
+    let log = root.path().join("audit.log");
+    api.ok(
+        "sys/audit/file",
+        json!({ "type": "file", "options": { "file_path": log.to_str().unwrap() } }),
+    );
+    api.ok("sys/mounts/n", json!({ "type": "noop" }));
+    api.ok("n/config/c", json!({ "allowed_roles": "*" }));
+    api.ok("n/roles/r", json!({ "db_name": "c", "default_ttl": "1h" }));
+    api.ok(
+        "sys/quotas/lease-count/two",
+        json!({ "path": "n/creds/r", "max_leases": 2 }),
+    );
+    let (status, before) = api.get("n/creds/r");
+    assert_eq!(status, 200, "{before}");
+    let held = json!({ "lease_id": before["lease_id"] });
+
+    assert_eq!(api.put("sys/seal", json!({})).0, 204);
+    let sealed = (503, json!({ "errors": ["leasehold is sealed"] }));
+    assert_eq!(api.get("n/creds/r"), sealed);
+    assert_eq!(api.put("sys/leases/lookup", held.clone()), sealed);
+
+    // The unseal answers once the broker serves again: the mount, the lease
+    // taken before the seal, and the lease count (one held, so one more fits).
+    server.unseal(&share);
+    let (status, after) = api.get("n/creds/r");
+    assert_eq!(status, 200, "{after}");
+    assert_eq!(api.get("n/creds/r").0, 429);
+    let (status, found) = api.put("sys/leases/lookup", held.clone());
+    assert_eq!(status, 200, "{found}");
+    assert_eq!(api.put("sys/leases/renew", held.clone()).0, 200);
+    assert_eq!(api.put("sys/leases/revoke", held).0, 204);
+    assert_eq!(api.get("n/creds/r").0, 200);
+
+    // One audit chain across the seal: the devices opened again after the
+    // unseal continue it.
+    let verified = std::process::Command::new(env!("CARGO_BIN_EXE_leasehold"))
+        .args(["audit", "verify"])
+        .arg(&log)
+        .output()
+        .unwrap();
+    assert!(
+        verified.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&verified.stdout),
+        String::from_utf8_lossy(&verified.stderr)
+    );
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        text.lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap())
+            .any(|l| l["type"] == "response"
+                && l["request"]["path"] == "n/creds/r"
+                && l["response"]["status"] == 429),
+        "the refusal after the unseal is audited:\n{text}"
+    );
 }

@@ -80,6 +80,19 @@ fn an_unseal_key_file_unseals_at_start() {
             .status(),
         StatusCode::OK
     );
+    // Unsealed by the file is ready, as after `sys/unseal`: the steps after an
+    // unseal ran (the bundled plugins are registered; this data directory was
+    // never unsealed before), and the API serves, not just the health check.
+    let (status, catalog) = server
+        .api(init["root_token"].as_str().unwrap())
+        .get("sys/plugins/catalog");
+    assert_eq!(status, 200, "{catalog}");
+    assert!(
+        catalog["data"]["secret"]
+            .as_array()
+            .is_some_and(|names| names.contains(&json!("noop"))),
+        "{catalog}"
+    );
     server.stop();
 
     // One share is not enough: the server says so and does not start.

@@ -106,7 +106,10 @@ impl From<LifecycleError> for ApiError {
             | LifecycleError::AlreadyInitialized
             | LifecycleError::NotInitialized
             | LifecycleError::WrongShares => ApiError::bad_request(err.to_string()),
-            LifecycleError::Barrier(_) | LifecycleError::Token(_) => ApiError::internal(err),
+            LifecycleError::Barrier(_)
+            | LifecycleError::Token(_)
+            | LifecycleError::KeyFile(_)
+            | LifecycleError::UnsealingWithKeyFile { .. } => ApiError::internal(err),
         }
     }
 }

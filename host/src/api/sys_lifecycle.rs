@@ -205,7 +205,8 @@ pub struct UnsealRequest {
     migrate: Option<bool>,
 }
 
-/// `PUT sys/unseal`: one share at a time, or `reset`.
+/// `PUT sys/unseal`: one share at a time, or `reset`. The share that opens the
+/// barrier answers once the broker serves again.
 pub async fn unseal(
     State(state): State<AppState>,
     JsonBody(request): JsonBody<UnsealRequest>,
@@ -223,19 +224,13 @@ pub async fn unseal(
         None if reset => None,
         None => return Err(ApiError::bad_request("missing `key` (or `reset: true`)")),
     };
-    let was_sealed = state.barrier.is_sealed();
     let status = state.lifecycle.unseal(share, reset).await?;
-    if was_sealed && !status.sealed {
-        crate::server::activate(&state.secrets).await;
-    }
     Ok(Json(seal_status_body(&status)))
 }
 
 /// `PUT sys/seal`: needs `sudo`.
 pub async fn seal(State(state): State<AppState>, caller: Caller) -> Result<StatusCode, ApiError> {
     state.lifecycle.seal().await;
-    state.audit.forget();
-    state.secrets.deactivate();
     tracing::warn!(accessor = %caller.entry.accessor, "sealed by request");
     Ok(StatusCode::NO_CONTENT)
 }

@@ -244,40 +244,10 @@ impl Secrets {
             .clone()
     }
 
-    /// Work for a freshly unsealed barrier: bundled plugins registered, the mount
-    /// table reloaded, lease counts taken, and pending leases of a dead process
-    /// revoked (in the background). Until the counts are taken, nothing issues or
-    /// revokes a lease ([`Self::is_active`]).
-    pub async fn activate(&self) -> Result<(), SecretsError> {
-        self.leases.set_active(false);
-        let registered = self.catalog.register_bundled().await;
-        self.mounts.forget();
-        let counted = self.leases.load_counts().await;
-        // Open even if something above failed (it is logged): a sealed-looking
-        // server would help no one. Counts that failed to load start from zero.
-        self.leases.set_active(true);
-        registered?;
-        counted?;
-        // In the background: a dead target must not hold up the unseal. What
-        // fails is retried by the worker like any revocation.
-        let leases = self.leases.clone();
-        tokio::spawn(async move {
-            if let Err(err) = leases.recover().await {
-                tracing::error!(error = %err, "recovering pending leases failed");
-            }
-        });
-        Ok(())
-    }
-
-    /// Whether requests may be served: unsealed and activated.
+    /// Whether requests may be served: unsealed, and the steps after the
+    /// unseal done ([`crate::lifecycle`] opens and closes the leases).
     pub fn is_active(&self) -> bool {
         self.leases.is_active()
-    }
-
-    /// At seal: nothing issues or revokes until the next activation.
-    pub fn deactivate(&self) {
-        self.leases.set_active(false);
-        self.mounts.forget();
     }
 
     /// The catalog entry a mount or connection names.

@@ -1,37 +1,19 @@
-//! Initialization, unsealing and sealing: the broker's states before any request.
+//! The Shamir seal over the barrier: its keys, and the shares that rebuild them.
 //!
 //! `init` creates the keys and the root token, splits the unseal key into Shamir
 //! shares, and leaves the broker sealed, as Vault does. Operators then submit shares
 //! one by one; when `threshold` have arrived, the key is rebuilt and the barrier
 //! opened. A wrong combination resets the progress.
+//!
+//! This file opens and closes the barrier and nothing else: what must follow an
+//! opening or precede a closing is [`super::Lifecycle`]'s to run, which is why
+//! [`Seal::submit`] says whether this very call opened it.
 
-use crate::auth::{Token, TokenError, TokenStore};
+use super::error::LifecycleError;
+use crate::auth::{Token, TokenStore};
 use crate::barrier::{Barrier, BarrierError, SealConfig, UnsealKey, UnsealShare, combine, split};
 use std::sync::Arc;
 use tokio::sync::Mutex;
-
-/// Why a lifecycle operation failed.
-#[derive(Debug, thiserror::Error)]
-pub enum LifecycleError {
-    /// Bad parameters; the message says which.
-    #[error("{0}")]
-    Invalid(String),
-    /// `init` twice.
-    #[error("the broker is already initialized")]
-    AlreadyInitialized,
-    /// `unseal` before `init`.
-    #[error("the broker is not initialized")]
-    NotInitialized,
-    /// The submitted shares rebuilt a key that does not open the barrier.
-    #[error("unseal failed: the submitted shares do not belong together; progress was reset")]
-    WrongShares,
-    /// The barrier or storage failed.
-    #[error(transparent)]
-    Barrier(#[from] BarrierError),
-    /// Creating the root token failed.
-    #[error(transparent)]
-    Token(#[from] TokenError),
-}
 
 /// What `init` hands out, once.
 #[derive(Debug)]
@@ -66,15 +48,24 @@ struct Progress {
     nonce: String,
 }
 
-/// The broker's lifecycle.
-pub struct Lifecycle {
+/// What a submitted share did.
+pub struct Submitted {
+    /// Where unsealing stands now.
+    pub status: SealStatus,
+    /// Whether this submission opened the barrier (and so the steps that follow
+    /// an unseal are due).
+    pub opened: bool,
+}
+
+/// The barrier's seal: init, share progress, status.
+pub struct Seal {
     barrier: Arc<Barrier>,
     tokens: TokenStore,
     progress: Mutex<Progress>,
 }
 
-impl Lifecycle {
-    /// The lifecycle of the broker over `barrier`.
+impl Seal {
+    /// The seal of `barrier`; `tokens` gets the root token at init.
     pub fn new(barrier: Arc<Barrier>, tokens: TokenStore) -> Self {
         Self {
             barrier,
@@ -120,12 +111,13 @@ impl Lifecycle {
         })
     }
 
-    /// Submits one share (or resets the attempt) and reports where unsealing stands.
-    pub async fn unseal(
+    /// Submits one share (or resets the attempt) and reports where unsealing
+    /// stands. A share submitted while unsealed is ignored.
+    pub async fn submit(
         &self,
         share: Option<UnsealShare>,
         reset: bool,
-    ) -> Result<SealStatus, LifecycleError> {
+    ) -> Result<Submitted, LifecycleError> {
         let config = self
             .barrier
             .seal_config()
@@ -135,6 +127,7 @@ impl Lifecycle {
         if reset {
             *progress = Progress::default();
         }
+        let mut opened = false;
         if let Some(share) = share
             && self.barrier.is_sealed()
         {
@@ -156,22 +149,18 @@ impl Lifecycle {
                     Err(BarrierError::WrongUnsealKey) => return Err(LifecycleError::WrongShares),
                     other => other?,
                 }
+                opened = true;
             }
         }
-        Ok(self.status_with(Some(config), &progress))
+        Ok(Submitted {
+            status: self.status_with(Some(config), &progress),
+            opened,
+        })
     }
 
-    /// Unseals with the whole key (an unseal key file, or `--dev`).
-    pub async fn unseal_with_key(&self, key: &UnsealKey) -> Result<(), LifecycleError> {
-        match self.barrier.unseal(key).await {
-            Err(BarrierError::WrongUnsealKey) => Err(LifecycleError::WrongShares),
-            Err(BarrierError::NotInitialized) => Err(LifecycleError::NotInitialized),
-            other => Ok(other?),
-        }
-    }
-
-    /// Seals: forgets the keys until the next unseal.
-    pub async fn seal(&self) {
+    /// Closes the barrier: forgets the keys (and any half-done unseal) until
+    /// the next unseal.
+    pub async fn close(&self) {
         *self.progress.lock().await = Progress::default();
         self.barrier.seal();
     }
