@@ -443,8 +443,9 @@ fn a_seal_closes_every_mount_and_the_next_unseal_brings_it_all_back() {
     // One audit chain across the seal: the devices opened again after the
     // unseal continue it.
     let verified = std::process::Command::new(env!("CARGO_BIN_EXE_leasehold"))
-        .args(["audit", "verify"])
-        .arg(&log)
+        .args(["audit", "verify", "file"])
+        .env("LEASEHOLD_ADDR", &server.base)
+        .env("LEASEHOLD_TOKEN", &token)
         .output()
         .unwrap();
     assert!(

@@ -22,8 +22,8 @@
 //!
 //! A failure in 2 or 4 is logged, not fatal: a broker that looks sealed helps
 //! no one, and counts that did not load keep what was last counted (nothing,
-//! at a first start). Step 6 is then left out until the next unseal: pending
-//! leases are not in the due index, so the lease worker does not reach them.
+//! at a first start). Step 6 runs whatever failed: pending leases are not in
+//! the due index, so nothing else would ever revoke their credentials.
 //!
 //! At a seal, in this order:
 //! 1. leases closed, as above, while the keys are still there;
@@ -184,23 +184,21 @@ impl Lifecycle {
         self.secrets.mounts.forget();
         let counted = leases.load_counts().await;
         leases.set_active(true);
-        let mut complete = true;
         if let Err(err) = registered {
             tracing::error!(error = %err, "after unseal: registering the bundled plugins failed");
-            complete = false;
         }
         if let Err(err) = counted {
             tracing::error!(error = %err, "after unseal: counting leases failed; the last counts stand");
-            complete = false;
         }
-        // In the background: a dead target must not hold up the unseal.
-        if complete {
-            let leases = leases.clone();
-            tokio::spawn(async move {
-                if let Err(err) = leases.recover().await {
-                    tracing::error!(error = %err, "recovering pending leases failed");
-                }
-            });
-        }
+        // Whatever failed above, the leases a dead process left pending are
+        // revoked: otherwise their credentials would stay on their targets
+        // until the next unseal. In the background, so a dead target does
+        // not hold up the unseal; what fails is retried by the worker.
+        let leases = leases.clone();
+        tokio::spawn(async move {
+            if let Err(err) = leases.recover().await {
+                tracing::error!(error = %err, "recovering pending leases failed");
+            }
+        });
     }
 }
