@@ -185,6 +185,22 @@ fn the_brokers_own_directories_are_never_granted() {
         api.get("sys/grants/web").1["data"]["directory"],
         Value::Null
     );
+    // A directory holding an audit log is not granted (its plugin could
+    // delete or replace the log), nor is a log enabled in a granted one.
+    let logs = tempfile::tempdir().unwrap();
+    api.ok(
+        "sys/audit/file",
+        json!({"type": "file", "options": {"file_path": logs.path().join("audit.log")}}),
+    );
+    let (status, reply) = api.put("sys/grants/web", json!({"directory": logs.path()}));
+    assert_eq!(status, 400, "{reply}");
+    assert!(reply["errors"][0].as_str().unwrap().contains("audit log"));
     // A directory of its own is fine.
     api.grant("web", json!({"directory": link.path()}));
+    let (status, reply) = api.put(
+        "sys/audit/inside",
+        json!({"type": "file", "options": {"file_path": link.path().join("audit.log")}}),
+    );
+    assert_eq!(status, 400, "{reply}");
+    assert!(!link.path().join("audit.log").exists());
 }

@@ -447,3 +447,110 @@ fn anonymous_floods_cost_the_log_a_line_and_every_entry_is_bounded() {
     );
     assert!(verify(&server, &token).0);
 }
+
+#[test]
+fn the_chain_holds_while_devices_change_under_dozens_of_clients() {
+    let root = tempfile::tempdir().unwrap();
+    let server = Server::with_data_dir(&data_dir(&root));
+    let client = Client::new();
+    let token = server.init_and_unseal();
+    let log = root.path().join("audit.log");
+    enable_file_device(&client, &server, &token, &log);
+
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let clients: Vec<_> = (0..32)
+        .map(|n| {
+            let (stop, url, token) = (stop.clone(), server.url(""), token.clone());
+            std::thread::spawn(move || {
+                let client = Client::new();
+                let mut answers = Vec::new();
+                while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    let response = client
+                        .put(format!("{url}sys/policies/acl/p{n}"))
+                        .header("X-Vault-Token", &token)
+                        .json(&json!({ "policy": "path \"a\" { capabilities = [\"read\"] }" }))
+                        .send()
+                        .unwrap();
+                    answers.push(response.status());
+                }
+                answers
+            })
+        })
+        .collect();
+    // Devices enabled and disabled while every client writes: each change
+    // drops the set of open devices while requests still hold the old one.
+    for round in 0..6 {
+        let other = root.path().join(format!("other-{round}.log"));
+        let (status, body) = call(
+            &client,
+            &server,
+            "PUT",
+            "sys/audit/other",
+            &token,
+            json!({ "type": "file", "options": { "file_path": other } }),
+        );
+        assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+        let (status, _) = call(
+            &client,
+            &server,
+            "DELETE",
+            "sys/audit/other",
+            &token,
+            Value::Null,
+        );
+        assert_eq!(status, StatusCode::NO_CONTENT);
+    }
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let mut answered = 0;
+    for client in clients {
+        for status in client.join().unwrap() {
+            assert_eq!(status, StatusCode::NO_CONTENT);
+            answered += 1;
+        }
+    }
+    assert!(answered >= 32, "only {answered} requests were answered");
+    let (ok, report) = verify(&server, &token);
+    assert!(ok, "after {answered} requests: {report}");
+}
+
+#[test]
+fn a_device_file_must_be_a_file_of_its_own() {
+    let root = tempfile::tempdir().unwrap();
+    let server = Server::with_data_dir(&data_dir(&root));
+    let client = Client::new();
+    let token = server.init_and_unseal();
+    let log = root.path().join("audit.log");
+    enable_file_device(&client, &server, &token, &log);
+    let fifo = root.path().join("fifo");
+    assert!(
+        Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let link = root.path().join("link.log");
+    std::os::unix::fs::symlink(&log, &link).unwrap();
+    // A FIFO would block the writer; a symlink sends the lines elsewhere; a
+    // second device on one file would break both chains.
+    for file in [&fifo, &link, &log] {
+        let (status, body) = call(
+            &client,
+            &server,
+            "PUT",
+            "sys/audit/second",
+            &token,
+            json!({ "type": "file", "options": { "file_path": file } }),
+        );
+        assert_eq!(
+            status,
+            StatusCode::BAD_REQUEST,
+            "{}: {body}",
+            file.display()
+        );
+    }
+    let (_, devices) = call(&client, &server, "GET", "sys/audit", &token, Value::Null);
+    assert_eq!(devices["data"].as_object().unwrap().len(), 1, "{devices}");
+    let (ok, report) = verify(&server, &token);
+    assert!(ok, "{report}");
+}

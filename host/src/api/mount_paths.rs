@@ -34,8 +34,7 @@ pub fn routes() -> Vec<Route> {
             .read(read_connection)
             .write(write_connection)
             .delete(delete_connection)
-            .existence(Existence::Connection)
-            .in_clear(super::sys_grants::GRANT_FIELDS),
+            .existence(Existence::Connection),
         Route::at("roles").list(list_roles),
         Route::at("roles/{name}")
             .read(read_role)

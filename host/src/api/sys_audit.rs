@@ -54,13 +54,27 @@ pub async fn enable(
             "`local` devices are not supported: there is one node",
         ));
     }
+    let options = body.options.unwrap_or_default();
+    // A plugin granted the log's directory could delete or replace the log.
+    if let Some(file) = options.get("file_path") {
+        let parent = std::path::Path::new(file)
+            .parent()
+            .and_then(|dir| std::fs::canonicalize(dir).ok());
+        let granted = state.secrets.granted_directories().await?;
+        if let Some(dir) = parent.and_then(|p| granted.into_iter().find(|g| p.starts_with(g))) {
+            return Err(ApiError::bad_request(format!(
+                "the audit file lies in `{}`, a directory granted to a mount's plugin",
+                dir.display()
+            )));
+        }
+    }
     state
         .audit
         .enable(
             &path,
             &body.kind,
             body.description.unwrap_or_default(),
-            body.options.unwrap_or_default(),
+            options,
         )
         .await?;
     Ok(StatusCode::NO_CONTENT)

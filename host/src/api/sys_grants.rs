@@ -60,7 +60,11 @@ pub async fn write(
             }
         }
     }
-    let (mount, warnings) = state.secrets.set_grants(&path, grants).await?;
+    let audit_files = state.audit.files().await?;
+    let (mount, warnings) = state
+        .secrets
+        .set_grants(&path, grants, &audit_files)
+        .await?;
     tracing::info!(
         mount = %mount.path,
         hosts = ?mount.grants.allowed_hosts,

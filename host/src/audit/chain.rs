@@ -95,6 +95,11 @@ pub struct Line {
     pub end: u64,
 }
 
+/// Longest line read back; a broker's entries are far shorter (they are
+/// bounded), so a longer one is not an entry, and a file of no newlines (or
+/// `/dev/zero`) cannot make the reader buffer without end.
+const MAX_LINE: u64 = 4 << 20;
+
 /// Complete lines from `offset` on; a last line without its newline (being
 /// written right now) is left out.
 pub fn lines_from(
@@ -107,8 +112,11 @@ pub fn lines_from(
     let mut position = offset;
     Ok(std::iter::from_fn(move || {
         let mut bytes = Vec::new();
-        match reader.read_until(b'\n', &mut bytes) {
+        match (&mut reader).take(MAX_LINE).read_until(b'\n', &mut bytes) {
             Ok(0) => None,
+            Ok(read) if read as u64 == MAX_LINE && bytes.last() != Some(&b'\n') => Some(Err(
+                std::io::Error::new(std::io::ErrorKind::InvalidData, "a line of over 4 MiB"),
+            )),
             Ok(_) if bytes.last() != Some(&b'\n') => None,
             Ok(read) => {
                 bytes.pop();

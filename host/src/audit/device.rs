@@ -7,6 +7,7 @@ use serde_json::{Map, Value};
 use sha2::Sha256;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use zeroize::Zeroizing;
 
 /// A file device: entries HMAC'd under its key, chained under its chain key,
@@ -17,6 +18,8 @@ pub struct AuditDevice {
     key: Zeroizing<Vec<u8>>,
     chain_key: Zeroizing<Vec<u8>>,
     writer: Writer,
+    /// Disabled: its lines still go to the file, its checkpoints nowhere.
+    retired: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for AuditDevice {
@@ -199,11 +202,9 @@ impl AuditDevice {
         keys: DeviceKeys,
         checkpoint: Checkpoint,
         sink: CheckpointSink,
+        retired: Arc<AtomicBool>,
     ) -> std::io::Result<Self> {
-        std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(file_path)?;
+        super::writer::open_for_append(file_path)?;
         let values_key = keys.values.clone();
         let chain_key = keys.chain.clone();
         Ok(Self {
@@ -212,7 +213,18 @@ impl AuditDevice {
             key: values_key,
             chain_key,
             writer: Writer::spawn(file_path.to_owned(), keys, checkpoint, sink)?,
+            retired,
         })
+    }
+
+    /// Whether its chain key is `hex_key`.
+    pub(super) fn has_chain_key(&self, hex_key: &str) -> bool {
+        hex::decode(hex_key).is_ok_and(|key| key == *self.chain_key)
+    }
+
+    /// Marks it disabled.
+    pub(super) fn retire(&self) {
+        self.retired.store(true, Ordering::SeqCst);
     }
 
     /// The device's mount path.

@@ -83,6 +83,13 @@ pub struct AuditRegistry {
     barrier: Arc<Barrier>,
     /// Open devices; `None` until loaded after an unseal.
     open: RwLock<Option<Vec<Arc<AuditDevice>>>>,
+    /// Every device still alive, by path, including those an in-flight request
+    /// holds after the set was dropped (an enable, a disable, a seal). Opened
+    /// again, the same device is used, so a file never has two writers and its
+    /// chain never forks.
+    live: std::sync::Mutex<std::collections::HashMap<String, std::sync::Weak<AuditDevice>>>,
+    /// One opener at a time: opening may store a device's new chain key.
+    opening: tokio::sync::Mutex<()>,
 }
 
 fn file_path_of(config: &DeviceConfig) -> Result<&str, AuditError> {
@@ -118,7 +125,21 @@ impl AuditRegistry {
         Self {
             barrier,
             open: RwLock::new(None),
+            live: Default::default(),
+            opening: tokio::sync::Mutex::new(()),
         }
+    }
+
+    fn cached(&self) -> Option<Vec<Arc<AuditDevice>>> {
+        self.open.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The device alive at `path` with `chain_key`, if any.
+    fn alive(&self, path: &str, chain_key: &str) -> Option<Arc<AuditDevice>> {
+        let live = self.live.lock().unwrap_or_else(|e| e.into_inner());
+        live.get(path)
+            .and_then(std::sync::Weak::upgrade)
+            .filter(|device| device.has_chain_key(chain_key))
     }
 
     /// Forgets the open devices (on seal).
@@ -142,23 +163,24 @@ impl AuditRegistry {
     /// The open devices, opening them after an unseal. A device whose file cannot
     /// be opened is left out (and so cannot record anything).
     pub async fn devices(&self) -> Result<Vec<Arc<AuditDevice>>, AuditError> {
-        if let Some(open) = self.open.read().unwrap_or_else(|e| e.into_inner()).clone() {
+        if let Some(open) = self.cached() {
+            return Ok(open);
+        }
+        let _opening = self.opening.lock().await;
+        if let Some(open) = self.cached() {
             return Ok(open);
         }
         let mut open = Vec::new();
         for (path, config) in self.configs().await? {
             match self.open_device(&path, config).await {
-                Ok(device) => open.push(Arc::new(device)),
+                Ok(device) => open.push(device),
                 Err(err) => {
                     tracing::error!(device = %path, error = %err, "audit device cannot be opened")
                 }
             }
         }
-        // Requests racing here after an unseal or a change each opened the
-        // devices; one set wins, so every line of a file goes through one
-        // device and one chain.
-        let mut stored = self.open.write().unwrap_or_else(|e| e.into_inner());
-        Ok(stored.get_or_insert(open).clone())
+        *self.open.write().unwrap_or_else(|e| e.into_inner()) = Some(open.clone());
+        Ok(open)
     }
 
     /// Opens the device at `path`: its chain continues from its checkpoint.
@@ -166,10 +188,13 @@ impl AuditRegistry {
         &self,
         path: &str,
         mut config: DeviceConfig,
-    ) -> Result<AuditDevice, AuditError> {
+    ) -> Result<Arc<AuditDevice>, AuditError> {
         if config.chain_key.is_none() {
             config.chain_key = Some(new_key());
             self.store(path, &config).await?;
+        }
+        if let Some(device) = self.alive(path, config.chain_key.as_deref().unwrap_or_default()) {
+            return Ok(device);
         }
         let file = file_path_of(&config)?.to_owned();
         let keys = DeviceKeys {
@@ -198,32 +223,63 @@ impl AuditRegistry {
         })
         .await
         .map_err(|err| AuditError::Invalid(err.to_string()))?;
-        AuditDevice::open(
-            path,
-            std::path::Path::new(&file),
-            keys,
-            checkpoint,
-            self.checkpoint_sink(path),
-        )
-        .map_err(|err| io_error(&file, err))
+        let retired = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let device = Arc::new(
+            AuditDevice::open(
+                path,
+                std::path::Path::new(&file),
+                keys,
+                checkpoint,
+                self.checkpoint_sink(path, retired.clone()),
+                retired,
+            )
+            .map_err(|err| io_error(&file, err))?,
+        );
+        self.live
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(path.to_owned(), Arc::downgrade(&device));
+        Ok(device)
     }
 
     /// Records a device's checkpoints in the barrier, from its writer thread.
     /// While sealed nothing can be recorded: the lines are in the file, and
     /// the next open moves the checkpoint over them if they chain on.
-    fn checkpoint_sink(&self, path: &str) -> CheckpointSink {
+    /// A device disabled while requests still write through it (`retired`)
+    /// records nothing more, so its checkpoint does not come back.
+    fn checkpoint_sink(
+        &self,
+        path: &str,
+        retired: Arc<std::sync::atomic::AtomicBool>,
+    ) -> CheckpointSink {
         let barrier = self.barrier.clone();
         let key = heads_key(path);
         let runtime = tokio::runtime::Handle::current();
         Box::new(move |checkpoint: &Checkpoint| {
+            if retired.load(std::sync::atomic::Ordering::SeqCst) {
+                return Ok(());
+            }
             let json = serde_json::to_vec(checkpoint).expect("a checkpoint serializes");
             match runtime.block_on(barrier.put(&key, &json)) {
-                Ok(()) | Err(BarrierError::Sealed) => {}
+                Ok(()) | Err(BarrierError::Sealed) => Ok(()),
                 Err(err) => {
-                    tracing::error!(device = %key, error = %err, "the audit checkpoint could not be recorded")
+                    tracing::error!(device = %key, error = %err, "the audit checkpoint could not be recorded");
+                    Err(std::io::Error::other(format!(
+                        "the audit checkpoint could not be recorded: {err}"
+                    )))
                 }
             }
         })
+    }
+
+    /// The files of the enabled devices, as configured.
+    pub async fn files(&self) -> Result<Vec<std::path::PathBuf>, AuditError> {
+        Ok(self
+            .configs()
+            .await?
+            .iter()
+            .filter_map(|(_, config)| file_path_of(config).ok().map(std::path::PathBuf::from))
+            .collect())
     }
 
     async fn store(&self, path: &str, config: &DeviceConfig) -> Result<(), AuditError> {
@@ -266,11 +322,22 @@ impl AuditRegistry {
             chain_key: Some(new_key()),
         };
         let file = file_path_of(&config)?;
-        std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(file)
+        super::writer::open_for_append(std::path::Path::new(file))
             .map_err(|err| io_error(file, err))?;
+        let same_file = |other: &str| {
+            let canonical = |p: &str| std::fs::canonicalize(p).ok();
+            canonical(other).is_some() && canonical(other) == canonical(file)
+        };
+        if let Some((other, _)) = self
+            .configs()
+            .await?
+            .into_iter()
+            .find(|(_, c)| file_path_of(c).is_ok_and(same_file))
+        {
+            return Err(AuditError::Invalid(format!(
+                "audit device `{other}` already writes to this file; two chains in one file would break both"
+            )));
+        }
         // The device's lines begin where the file ends now; a checkpoint left
         // by an earlier device at this path is replaced.
         let fresh = resume(std::path::Path::new(file), &[], None);
@@ -294,6 +361,17 @@ impl AuditRegistry {
             .is_none()
         {
             return Err(AuditError::Missing(path.to_owned()));
+        }
+        // Requests still holding the device finish their lines; it records
+        // no checkpoint any more, so the one deleted here stays deleted.
+        if let Some(device) = self
+            .live
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(path)
+            .and_then(|weak| weak.upgrade())
+        {
+            device.retire();
         }
         self.barrier.delete(&format!("{PREFIX}{path}")).await?;
         self.barrier.delete(&heads_key(path)).await?;

@@ -26,8 +26,27 @@ struct Job {
     done: tokio::sync::oneshot::Sender<std::io::Result<()>>,
 }
 
-/// Records a checkpoint where only the broker can write (the barrier).
-pub type CheckpointSink = Box<dyn Fn(&Checkpoint) + Send>;
+/// Records a checkpoint where only the broker can write (the barrier); an
+/// error fails the batch's requests (the broker fails closed).
+pub type CheckpointSink = Box<dyn Fn(&Checkpoint) -> std::io::Result<()> + Send>;
+
+/// Opens an audit file to append to: never through a symlink, never a FIFO or
+/// device (which could block the writer, or send the log elsewhere), created
+/// 0600 if new.
+pub fn open_for_append(file: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let flags = rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK;
+    let handle = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .custom_flags(flags.bits() as i32)
+        .open(file)?;
+    if !handle.metadata()?.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    Ok(handle)
+}
 
 /// The handle requests write through; the thread ends when it is dropped.
 pub struct Writer {
@@ -163,9 +182,10 @@ fn run(
         let result = append(file, keys, &current, &batch);
         let answer = match result {
             Ok(next) => {
-                sink(&next);
+                // The lines are on disk either way: the chain goes on from them.
+                let recorded = sink(&next);
                 *state.lock().unwrap_or_else(|e| e.into_inner()) = next;
-                Ok(())
+                recorded
             }
             Err(err) => Err(err),
         };
@@ -188,11 +208,16 @@ fn append(
 ) -> std::io::Result<Checkpoint> {
     // Opened for each batch: a file removed or rotated away is created again,
     // and its first line still names the line before it.
-    let mut handle = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(file)?;
+    let mut handle = open_for_append(file)?;
     let mut offset = handle.metadata()?.len();
+    // A line half-written when a write failed or the process died is cut, so
+    // the next one starts on a line of its own. Whole lines after the last
+    // checkpoint are someone else's: they stay, and verification shows them.
+    if offset > current.end && !tail_has_newline(file, current.end)? {
+        handle.set_len(current.end)?;
+        offset = current.end;
+    }
+    let batch_start = offset;
     let mut next = current.clone();
     let mut text = Vec::new();
     for job in batch {
@@ -207,9 +232,28 @@ fn append(
         text.extend_from_slice(&line);
         text.push(b'\n');
     }
-    handle.write_all(&text)?;
-    handle.sync_data()?;
+    let written = handle.write_all(&text).and_then(|()| handle.sync_data());
+    if let Err(err) = written {
+        // Nothing of a failed batch stays to break the chain.
+        let _ = handle.set_len(batch_start);
+        return Err(err);
+    }
     Ok(next)
+}
+
+/// Whether the bytes of `file` from `offset` on hold a newline.
+fn tail_has_newline(file: &Path, offset: u64) -> std::io::Result<bool> {
+    use std::io::{Read, Seek};
+    let mut handle = std::fs::File::open(file)?;
+    handle.seek(std::io::SeekFrom::Start(offset))?;
+    let mut buffer = [0u8; 8192];
+    loop {
+        match handle.read(&mut buffer)? {
+            0 => return Ok(false),
+            n if buffer[..n].contains(&b'\n') => return Ok(true),
+            _ => {}
+        }
+    }
 }
 
 #[cfg(test)]
@@ -237,7 +281,10 @@ mod tests {
                 file.clone(),
                 keys(),
                 start,
-                Box::new(move |c| sink_log.lock().unwrap().push(c.clone())),
+                Box::new(move |c| {
+                    sink_log.lock().unwrap().push(c.clone());
+                    Ok(())
+                }),
             )
             .unwrap(),
         );
@@ -258,8 +305,6 @@ mod tests {
         let checkpoint = writer.checkpoint();
         assert_eq!(checkpoint.lines, 200);
         assert_eq!(recorded.lock().unwrap().last(), Some(&checkpoint));
-        // Fewer checkpoints than lines: entries were written together.
-        assert!(recorded.lock().unwrap().len() <= 200);
         let text = std::fs::read_to_string(&file).unwrap();
         assert!(!text.contains("s3cret"));
         assert_eq!(
@@ -273,9 +318,28 @@ mod tests {
         // on, so a restart takes it.
         let older = recorded.lock().unwrap()[0].clone();
         assert_eq!(resume(&file, b"chain", Some(older.clone())), checkpoint);
+        // A line half-written when the process died is cut before the next
+        // write, so the chain goes on whole.
+        let torn = resume(&file, b"chain", Some(checkpoint.clone()));
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&file)
+            .unwrap()
+            .write_all(b"{\"type\":\"requ")
+            .unwrap();
+        let writer = Writer::spawn(file.clone(), keys(), torn, Box::new(|_| Ok(()))).unwrap();
+        let Value::Object(entry) = serde_json::json!({"type": "request"}) else {
+            unreachable!()
+        };
+        writer.write(Arc::new(entry), &[]).await.unwrap();
+        let checkpoint = writer.checkpoint();
+        assert_eq!(verify(b"chain", &file, &checkpoint).unwrap().lines, 201);
+        let text = std::fs::read_to_string(&file).unwrap();
+        drop(writer);
+
         // The last line deleted while stopped: the restart keeps the
         // checkpoint, and verification reports the deletion.
-        let cut = text.lines().take(200).collect::<Vec<_>>().join("\n") + "\n";
+        let cut = text.lines().take(201).collect::<Vec<_>>().join("\n") + "\n";
         std::fs::write(&file, cut).unwrap();
         assert_eq!(
             resume(&file, b"chain", Some(checkpoint.clone())),

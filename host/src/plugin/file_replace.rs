@@ -59,6 +59,7 @@ async fn rename_keeping_mode_and_owner(
     (old_dir, old_path, new_dir, new_path): RenameArgs,
 ) -> wasmtime::Result<(Result<(), ErrorCode>,)> {
     let sandbox = store.data_mut();
+    let mut undo = None;
     if let Some((old_handle, new_handle)) = writable_dirs(sandbox, &old_dir, &new_dir) {
         let (old, new) = (old_path.clone(), new_path.clone());
         // Blocking system calls, kept off the async threads as wasmtime-wasi does.
@@ -66,8 +67,11 @@ async fn rename_keeping_mode_and_owner(
             keep_mode_and_owner(&old_handle, &old, &new_handle, &new)
         })
         .await?;
-        if let Err(refusal) = kept {
-            return Ok((Err(refusal.error_code(&sandbox.denials, &new_path)),));
+        match kept {
+            Ok(changed) => undo = changed,
+            Err(refusal) => {
+                return Ok((Err(refusal.error_code(&sandbox.denials, &new_path)),));
+            }
         }
     }
     let renamed = match sandbox
@@ -78,7 +82,32 @@ async fn rename_keeping_mode_and_owner(
         Ok(()) => Ok(()),
         Err(err) => Err(err.downcast()?),
     };
+    // A rename that failed leaves the file as it was, mode and owner included.
+    if let (Err(_), Some(undo)) = (&renamed, undo) {
+        tokio::task::spawn_blocking(move || undo.restore()).await?;
+    }
     Ok((renamed,))
+}
+
+/// The mode and owner a file had before they were changed for a rename, to
+/// put back if the rename fails.
+#[derive(Debug)]
+pub(crate) struct Undo {
+    file: OwnedFd,
+    uid: u32,
+    gid: u32,
+    mode: u32,
+}
+
+impl Undo {
+    fn restore(self) {
+        let _ = rustix::fs::fchown(
+            &self.file,
+            Some(Uid::from_raw(self.uid)),
+            Some(Gid::from_raw(self.gid)),
+        );
+        let _ = rustix::fs::fchmod(&self.file, Mode::from_bits_truncate(self.mode));
+    }
 }
 
 /// The two directories' handles, when both are directories the plugin may write.
@@ -109,6 +138,9 @@ pub(crate) enum Refusal {
     /// A path goes through a symlink or out of its directory, or the new file
     /// is not a regular file: there is nothing safe to check.
     Unchecked,
+    /// The new file has other names (hard links): changing its mode or owner
+    /// would change them for a file the rename does not replace.
+    Linked,
     /// The system failed otherwise (for example an I/O error).
     Os(Errno),
 }
@@ -128,6 +160,9 @@ impl Refusal {
                 "a rename over {new_path:?} through a symlink, out of the directory \
                  or of something other than a file"
             ),
+            Self::Linked => {
+                format!("a rename over {new_path:?} of a file with other names (hard links)")
+            }
             Self::Os(errno) => return ErrorCode::from(std::io::Error::from(errno)),
         };
         denials.record(denied);
@@ -142,20 +177,21 @@ impl From<Errno> for Refusal {
 }
 
 /// Gives the file at `old_path` (beneath `old_dir`) the mode and owner of the
-/// regular file at `new_path` (beneath `new_dir`), if there is one. Does not rename.
+/// regular file at `new_path` (beneath `new_dir`), if there is one. Does not
+/// rename; answers what to put back if the rename fails.
 pub(crate) fn keep_mode_and_owner(
     old_dir: &File,
     old_path: &str,
     new_dir: &File,
     new_path: &str,
-) -> Result<(), Refusal> {
+) -> Result<Option<Undo>, Refusal> {
     // `O_PATH` opens without reading: the replaced file is only looked at.
     let replaced = match open_beneath(new_dir, new_path, OFlags::PATH) {
         Ok(file) => rustix::fs::fstat(&file)?,
         Err(errno) => return nothing_to_keep(errno),
     };
     if !is_regular(&replaced) {
-        return Ok(());
+        return Ok(None);
     }
     // Read-only and non-blocking: opening the new file has no effect of its own.
     let moved_file = match open_beneath(
@@ -169,17 +205,27 @@ pub(crate) fn keep_mode_and_owner(
     let moved = rustix::fs::fstat(&moved_file)?;
     if FileType::from_raw_mode(moved.st_mode) == FileType::Directory {
         // A directory cannot replace a file; the rename itself fails.
-        return Ok(());
+        return Ok(None);
     }
     if !is_regular(&moved) {
         return Err(Refusal::Unchecked);
     }
+    if moved.st_nlink != 1 {
+        return Err(Refusal::Linked);
+    }
+    let undo = Undo {
+        uid: moved.st_uid,
+        gid: moved.st_gid,
+        mode: moved.st_mode & 0o7777,
+        file: moved_file,
+    };
+    let moved_file = &undo.file;
 
     // Owner first: a chown by root clears setuid bits, and the mode comes last.
     let owner = (replaced.st_uid, replaced.st_gid);
     if (moved.st_uid, moved.st_gid) != owner {
         let (uid, gid) = (Uid::from_raw(owner.0), Gid::from_raw(owner.1));
-        match rustix::fs::fchown(&moved_file, Some(uid), Some(gid)) {
+        match rustix::fs::fchown(moved_file, Some(uid), Some(gid)) {
             Ok(()) => {}
             Err(Errno::PERM) => {
                 return Err(Refusal::Owner {
@@ -191,18 +237,21 @@ pub(crate) fn keep_mode_and_owner(
         }
     }
     let mode = replaced.st_mode & PERMISSION_BITS;
-    match rustix::fs::fchmod(&moved_file, Mode::from_bits_truncate(mode)) {
-        Ok(()) => Ok(()),
-        Err(Errno::PERM) => Err(Refusal::Mode { mode }),
-        Err(errno) => Err(Refusal::Os(errno)),
-    }
+    let refusal = match rustix::fs::fchmod(moved_file, Mode::from_bits_truncate(mode)) {
+        Ok(()) => return Ok(Some(undo)),
+        Err(Errno::PERM) => Refusal::Mode { mode },
+        Err(errno) => Refusal::Os(errno),
+    };
+    // The owner may have changed already: put it back.
+    undo.restore();
+    Err(refusal)
 }
 
 /// What a failed lookup means for the rename: a missing file replaces nothing
 /// (or the rename fails on its own), a symlink or escape is refused.
-fn nothing_to_keep(errno: Errno) -> Result<(), Refusal> {
+fn nothing_to_keep(errno: Errno) -> Result<Option<Undo>, Refusal> {
     match errno {
-        Errno::NOENT | Errno::NOTDIR | Errno::NAMETOOLONG => Ok(()),
+        Errno::NOENT | Errno::NOTDIR | Errno::NAMETOOLONG => Ok(None),
         Errno::LOOP | Errno::XDEV => Err(Refusal::Unchecked),
         other => Err(Refusal::Os(other)),
     }
@@ -282,8 +331,8 @@ mod tests {
             ("../x", "users"),
         ] {
             assert_eq!(
-                keep_mode_and_owner(&granted_dir, old, &granted_dir, new),
-                Err(Refusal::Unchecked),
+                keep_mode_and_owner(&granted_dir, old, &granted_dir, new).err(),
+                Some(Refusal::Unchecked),
                 "{old} -> {new}"
             );
         }
@@ -349,6 +398,42 @@ mod tests {
     }
 
     #[test]
+    fn a_file_with_other_names_keeps_its_own_mode() {
+        // A plugin links a private file under a temporary name and renames
+        // that over a public one: the private file must not become public.
+        let root = tempfile::tempdir().unwrap();
+        let (private, public) = (root.path().join("private"), root.path().join("public"));
+        std::fs::write(&private, "key").unwrap();
+        std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o600)).unwrap();
+        std::fs::write(&public, "").unwrap();
+        std::fs::set_permissions(&public, std::fs::Permissions::from_mode(0o644)).unwrap();
+        std::fs::hard_link(&private, root.path().join("tmp")).unwrap();
+        let granted = dir(root.path());
+        assert_eq!(
+            keep_mode_and_owner(&granted, "tmp", &granted, "public").err(),
+            Some(Refusal::Linked)
+        );
+        assert_eq!(std::fs::metadata(&private).unwrap().mode() & 0o7777, 0o600);
+    }
+
+    #[test]
+    fn a_failed_rename_puts_the_mode_and_owner_back() {
+        let root = tempfile::tempdir().unwrap();
+        let (users, temp) = (root.path().join("users"), root.path().join("users.tmp"));
+        std::fs::write(&users, "old").unwrap();
+        std::fs::write(&temp, "new").unwrap();
+        std::fs::set_permissions(&users, std::fs::Permissions::from_mode(0o600)).unwrap();
+        std::fs::set_permissions(&temp, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let granted = dir(root.path());
+        let undo = keep_mode_and_owner(&granted, "users.tmp", &granted, "users")
+            .unwrap()
+            .expect("something to put back");
+        assert_eq!(std::fs::metadata(&temp).unwrap().mode() & 0o7777, 0o600);
+        undo.restore();
+        assert_eq!(std::fs::metadata(&temp).unwrap().mode() & 0o7777, 0o644);
+    }
+
+    #[test]
     fn a_refusal_of_policy_is_a_denial_and_not_permitted() {
         let denials = super::super::denials::DenialLog::new("htpasswd".into(), "web/".into());
         let refused = Refusal::Owner { uid: 0, gid: 0 }.error_code(&denials, "users\nforged");
@@ -402,8 +487,8 @@ mod tests {
         .unwrap();
 
         assert_eq!(
-            refused,
-            Err(Refusal::Owner {
+            refused.err(),
+            Some(Refusal::Owner {
                 uid: passwd.uid(),
                 gid: passwd.gid()
             })

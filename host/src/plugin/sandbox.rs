@@ -12,6 +12,8 @@ use super::denials::DenialLog;
 use super::egress::HttpEgress;
 use super::grants::{Grants, ResolvedGrants, SocketDecision};
 use super::output::PluginOutput;
+use rustix::fd::AsRawFd;
+use rustix::fs::{Mode, OFlags, ResolveFlags};
 use std::sync::Arc;
 use wasmtime::ResourceLimiter;
 use wasmtime::component::ResourceTable;
@@ -60,7 +62,25 @@ impl Sandbox {
         wasi.stdout(output.stdout.clone())
             .stderr(output.stderr.clone());
         if let Some(dir) = grants.granted_directory() {
-            wasi.preopened_dir(dir, "/", FsPerms::ReadWrite)
+            // The directory was checked as this exact path, symlinks resolved.
+            // Opened without following any symlink, it is that directory or
+            // nothing; the preopen then goes through the open descriptor, so
+            // a symlink swapped onto the path in between cannot redirect it.
+            let opened = rustix::fs::openat2(
+                rustix::fs::CWD,
+                dir,
+                OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                Mode::empty(),
+                ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS,
+            )
+            .map_err(|err| {
+                PluginError::Sandbox(format!(
+                    "opening the granted directory {}: {err}",
+                    dir.display()
+                ))
+            })?;
+            let through = format!("/proc/self/fd/{}", opened.as_raw_fd());
+            wasi.preopened_dir(&through, "/", FsPerms::ReadWrite)
                 .map_err(|err| {
                     PluginError::Sandbox(format!("opening the granted directory: {err}"))
                 })?;

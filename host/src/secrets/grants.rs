@@ -85,6 +85,16 @@ impl GrantLimits {
 
     /// Checks a directory grant; the message says which limit it breaks.
     pub fn check_directory(&self, directory: &Path) -> Result<(), String> {
+        self.check_directory_besides(directory, &[])
+    }
+
+    /// Like [`Self::check_directory`], with `files` of the broker's that a
+    /// grant may not hold either (the audit logs, which change at run time).
+    pub fn check_directory_besides(
+        &self,
+        directory: &Path,
+        files: &[(PathBuf, &'static str)],
+    ) -> Result<(), String> {
         let dir = directory.canonicalize().map_err(|_| {
             format!(
                 "directory `{}` is not an existing directory",
@@ -94,7 +104,11 @@ impl GrantLimits {
         if dir.parent().is_none() {
             return Err("`/` is never granted".to_owned());
         }
-        for (reserved, what) in &self.reserved {
+        let files = files
+            .iter()
+            .map(|(file, what)| (resolved(file), *what))
+            .collect::<Vec<_>>();
+        for (reserved, what) in self.reserved.iter().chain(&files) {
             if dir.starts_with(reserved) || reserved.starts_with(&dir) {
                 return Err(format!(
                     "directory `{}` overlaps the broker's {what} ({}); it is never granted",

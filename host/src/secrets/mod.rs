@@ -20,7 +20,7 @@ use crate::leases::{
     IssueRequest, IssuedLease, LeaseEntry, LeaseError, LeaseLimit, Leases, Target, Targets,
     TtlSettings,
 };
-use crate::plugin::{CallScope, ConnectionLimit, Grants, PluginError};
+use crate::plugin::{CallScope, ConnectionLimit, GrantError, Grants, PluginError};
 use schema::ObjectSchema;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Map, Value};
@@ -73,11 +73,6 @@ impl Resolver {
     /// revoke what it issued if that is within reach.
     fn grants(&self, mount: &MountEntry, connection: &Connection) -> Result<Grants, SecretsError> {
         let granted = |err: String| invalid(format!("the grants of mount {}: {err}", mount.path));
-        if let Some(dir) = &mount.grants.directory {
-            self.limits
-                .check_directory(std::path::Path::new(dir))
-                .map_err(granted)?;
-        }
         let of_mount = mount.grants.grants().map_err(|e| granted(e.to_string()))?;
         let of_connection = connection
             .grants()
@@ -90,7 +85,14 @@ impl Resolver {
                 "a connection names grants its mount no longer grants; they are not given"
             );
         }
-        Ok(of_mount.narrowed_by(&of_connection))
+        let narrowed = of_mount.narrowed_by(&of_connection);
+        // The directory the call will get, as resolved now, within today's
+        // limits; the sandbox then opens exactly this path, refusing any
+        // symlink that appeared on it since.
+        if let Some(dir) = narrowed.granted_directory() {
+            self.limits.check_directory(dir).map_err(granted)?;
+        }
+        Ok(narrowed)
     }
 
     async fn target(
@@ -222,17 +224,23 @@ impl Secrets {
         }
     }
 
-    /// The mount's gate held alone, once the mount is known to still exist (an
-    /// unmount may have finished while this waited).
+    /// The mount's gate held alone, and the mount as it is now (an unmount or
+    /// a change of its grants may have finished while this waited).
     async fn alone(
         &self,
         mount: &MountEntry,
-    ) -> Result<tokio::sync::OwnedRwLockWriteGuard<()>, SecretsError> {
+    ) -> Result<(tokio::sync::OwnedRwLockWriteGuard<()>, MountEntry), SecretsError> {
         let guard = self.gate(&mount.uuid).write_owned().await;
-        if self.mounts.by_uuid(&mount.uuid).await?.is_none() {
-            return Err(invalid(format!("{} was disabled", mount.path)));
-        }
-        Ok(guard)
+        let current = self.current(mount).await?;
+        Ok((guard, current))
+    }
+
+    /// `mount` as the table holds it now, or an error if it was disabled.
+    async fn current(&self, mount: &MountEntry) -> Result<MountEntry, SecretsError> {
+        self.mounts
+            .by_uuid(&mount.uuid)
+            .await?
+            .ok_or_else(|| invalid(format!("{} was disabled", mount.path)))
     }
 
     fn gate(&self, mount_uuid: &str) -> Arc<tokio::sync::RwLock<()>> {
@@ -354,6 +362,18 @@ impl Secrets {
         Ok(self.mounts.resolve(path).await?)
     }
 
+    /// The directories granted to mounts, resolved.
+    pub async fn granted_directories(&self) -> Result<Vec<std::path::PathBuf>, SecretsError> {
+        Ok(self
+            .mounts
+            .all()
+            .await?
+            .values()
+            .filter_map(|m| m.grants.directory.as_deref())
+            .filter_map(|dir| std::fs::canonicalize(dir).ok())
+            .collect())
+    }
+
     /// The mount at `path` (written with or without its trailing slash).
     pub async fn mount_at(&self, path: &str) -> Result<MountEntry, SecretsError> {
         let path = normalize(path).map_err(SecretsError::Invalid)?;
@@ -367,21 +387,27 @@ impl Secrets {
     /// Sets what the plugin of the mount at `path` may reach, replacing what
     /// it had. Answers the mount and, as warnings, the connections whose own
     /// grants now name something the mount no longer grants (they lose it).
+    /// `audit_files` are the audit logs: no grant may hold one.
     pub async fn set_grants(
         &self,
         path: &str,
         grants: MountGrants,
+        audit_files: &[std::path::PathBuf],
     ) -> Result<(MountEntry, Vec<String>), SecretsError> {
-        let mut mount = self.mount_at(path).await?;
+        let mount = self.mount_at(path).await?;
         let parsed = grants.grants().map_err(|err| invalid(err.to_string()))?;
         if let Some(dir) = &grants.directory {
+            let logs: Vec<_> = audit_files
+                .iter()
+                .map(|file| (file.clone(), "audit log"))
+                .collect();
             self.resolver
                 .limits
-                .check_directory(std::path::Path::new(dir))
+                .check_directory_besides(std::path::Path::new(dir), &logs)
                 .map_err(SecretsError::Invalid)?;
         }
         // Alone on the mount: no call starts with half of the old grants.
-        let _alone = self.alone(&mount).await?;
+        let (_alone, mut mount) = self.alone(&mount).await?;
         mount.grants = grants;
         if !self.mounts.update(&mount).await? {
             return Err(invalid(format!("{} was disabled", mount.path)));
@@ -414,7 +440,8 @@ impl Secrets {
         write: ConnectionWrite,
     ) -> Result<(), SecretsError> {
         check_name("connection", name)?;
-        let _alone = self.alone(mount).await?;
+        let (_alone, mount) = self.alone(mount).await?;
+        let mount = &mount;
         let existing = self.data.connection(&mount.uuid, name).await?;
         let plugin_name = write
             .plugin_name
@@ -495,15 +522,26 @@ impl Secrets {
                 .unwrap_or(0),
             config,
         };
-        let wider = mount
+        let of_mount = mount
             .grants
             .grants()
-            .map_err(|err| invalid(format!("the grants of mount {}: {err}", mount.path)))?
-            .widened_by(
-                &connection
-                    .grants()
-                    .map_err(|err| invalid(format!("connection grants: {err}")))?,
-            );
+            .map_err(|err| invalid(format!("the grants of mount {}: {err}", mount.path)))?;
+        // A directory the connection names is reported as written, whether it
+        // is missing or lies elsewhere: whoever writes a connection learns
+        // nothing about the host's files from the answer.
+        let as_written = connection.directory.clone().unwrap_or_default();
+        let wider = match connection.grants() {
+            Ok(own) => of_mount
+                .widened_by(&own)
+                .into_iter()
+                .map(|grant| match own.granted_directory() {
+                    Some(dir) if dir.display().to_string() == grant => as_written.clone(),
+                    _ => grant,
+                })
+                .collect(),
+            Err(GrantError::BadDirectory(_)) => vec![as_written],
+            Err(err) => return Err(invalid(format!("connection grants: {err}"))),
+        };
         if !wider.is_empty() {
             return Err(invalid(format!(
                 "a connection may only narrow its mount's grants, and mount {} does not grant {}; a sudo holder sets them on sys/grants/{}",
@@ -590,7 +628,8 @@ impl Secrets {
         mount: &MountEntry,
         name: &str,
     ) -> Result<(), SecretsError> {
-        let _alone = self.alone(mount).await?;
+        let (_alone, mount) = self.alone(mount).await?;
+        let mount = &mount;
         if self.leases.connection_in_use(&mount.uuid, name).await? {
             return Err(invalid(format!(
                 "connection `{name}` has leases; revoke them first (sys/leases/revoke-prefix/{}creds)",
@@ -603,7 +642,8 @@ impl Secrets {
     /// Rotates the connection's root credential through the plugin and stores
     /// the config it returns in one write.
     pub async fn rotate_root(&self, mount: &MountEntry, name: &str) -> Result<(), SecretsError> {
-        let _alone = self.alone(mount).await?;
+        let (_alone, mount) = self.alone(mount).await?;
+        let mount = &mount;
         let (mut connection, entry) = self.connection(mount, name).await?;
         if !entry.can_rotate_root {
             return Err(invalid(format!(
@@ -719,9 +759,9 @@ impl Secrets {
         lease_limit: Option<LeaseLimit>,
     ) -> Result<IssuedLease, SecretsError> {
         let shared = self.gate(&mount.uuid).read_owned().await;
-        if self.mounts.by_uuid(&mount.uuid).await?.is_none() {
-            return Err(invalid(format!("{} was disabled", mount.path)));
-        }
+        // As the table holds it now: its grants may have changed while this
+        // waited for the gate.
+        let mount = &self.current(mount).await?;
         let role = match self.data.role(&mount.uuid, role_name).await? {
             Some(role) => role,
             None => return Err(invalid(format!("unknown role: {role_name}"))),
