@@ -194,7 +194,7 @@ fn issue_login_renew_revoke_expire_and_cascade() {
     assert_eq!(nginx.status("alice", "alice-password"), 200);
 
     // Metrics count what happened.
-    let (status, metrics) = api.get("sys/metrics");
+    let (status, metrics) = api.get("sys/metrics?format=prometheus");
     assert_eq!(status, 200);
     let text = metrics.as_str().unwrap();
     for line in [

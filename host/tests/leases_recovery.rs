@@ -143,7 +143,7 @@ fn a_thousand_leases_survive_kill_9_and_expiry_resumes() {
     let (status, reply) = api.put("sys/leases/revoke-prefix/files/creds/long", json!({}));
     assert_eq!(status, 204, "{reply}");
     assert!(users(&long).is_empty(), "{} users left", users(&long).len());
-    let (_, metrics) = api.get("sys/metrics");
+    let (_, metrics) = api.get("sys/metrics?format=prometheus");
     assert!(
         metrics
             .as_str()
@@ -210,7 +210,7 @@ fn failed_revocations_back_off_then_succeed_or_become_irrevocable() {
         listed["error"].as_str().unwrap().contains("target is down"),
         "{listed}"
     );
-    let (_, metrics) = api.get("sys/metrics");
+    let (_, metrics) = api.get("sys/metrics?format=prometheus");
     assert!(
         metrics
             .as_str()

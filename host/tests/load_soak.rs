@@ -127,7 +127,7 @@ fn gauge(server: &Server, token: &str, mount: &str, state: &str) -> u64 {
     let (status, _) = server.api(token).get("sys/health");
     assert_eq!(status, 200);
     let text = reqwest::blocking::Client::new()
-        .get(server.url("sys/metrics"))
+        .get(server.url("sys/metrics?format=prometheus"))
         .header("X-Vault-Token", token)
         .send()
         .unwrap()

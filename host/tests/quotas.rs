@@ -10,7 +10,7 @@ use support::Server;
 
 fn metrics(server: &Server, token: &str) -> String {
     reqwest::blocking::Client::new()
-        .get(server.url("sys/metrics"))
+        .get(server.url("sys/metrics?format=prometheus"))
         .header("X-Vault-Token", token)
         .send()
         .unwrap()

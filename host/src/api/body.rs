@@ -82,7 +82,8 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     }
 }
 
-fn into<T: DeserializeOwned>(value: &Value) -> Result<T, ApiError> {
+/// `value` as a `T`, refused as a body that does not fit would be.
+pub(super) fn into<T: DeserializeOwned>(value: &Value) -> Result<T, ApiError> {
     serde_path_to_error::deserialize(value).map_err(|err| {
         let path = err.path().to_string();
         let inner = err.into_inner();

@@ -19,10 +19,12 @@ mod duration;
 mod errors;
 mod front;
 mod mount_paths;
+mod query;
 mod read_body;
 pub mod response;
 mod routes;
 mod sys_audit;
+mod sys_capabilities;
 mod sys_grants;
 mod sys_leases;
 mod sys_lifecycle;
@@ -79,8 +81,16 @@ fn system_routes() -> Vec<Route> {
             .read(sys_lifecycle::seal_status)
             .open(),
         Route::at("sys/unseal").write(sys_lifecycle::unseal).open(),
+        Route::at("sys/leader").read(sys_lifecycle::leader).open(),
         Route::at("sys/seal").write(sys_lifecycle::seal).sudo(),
         Route::at("sys/rotate").write(sys_lifecycle::rotate).sudo(),
+        // OpenBao 2.x's `bao operator rotate` calls this one.
+        Route::at("sys/rotate/keyring")
+            .write(sys_lifecycle::rotate)
+            .sudo(),
+        Route::at("sys/capabilities-self").write(sys_capabilities::of_self),
+        Route::at("sys/capabilities").write(sys_capabilities::of_token),
+        Route::at("sys/capabilities-accessor").write(sys_capabilities::of_accessor),
         Route::at("sys/key-status").read(sys_lifecycle::key_status),
         Route::at("auth/token/lookup-self").read(auth_token::lookup_self),
         Route::at("auth/token/create").write(auth_token::create),

@@ -103,6 +103,18 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// The envelope's own keys.
+const ENVELOPE_KEYS: &[&str] = &[
+    "request_id",
+    "lease_id",
+    "renewable",
+    "lease_duration",
+    "data",
+    "wrap_info",
+    "warnings",
+    "auth",
+];
+
 /// The logical response envelope, with every key present.
 #[derive(Debug, Serialize)]
 pub struct Envelope {
@@ -178,7 +190,11 @@ impl Envelope {
     /// An envelope for a `sys/` path: `data` is also copied to the top level.
     pub fn sys(data: Value) -> Self {
         let mut envelope = Self::data(data.clone());
-        if let Value::Object(map) = data {
+        if let Value::Object(mut map) = data {
+            // A key of the envelope's own stays the envelope's: the same key
+            // twice in one object is invalid JSON to a typed client (the
+            // catalog's `auth` list, a lease's `renewable`).
+            map.retain(|key, _| !ENVELOPE_KEYS.contains(&key.as_str()));
             envelope.top_level = map;
         }
         envelope

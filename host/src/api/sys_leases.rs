@@ -6,10 +6,11 @@ use super::AppState;
 use super::authorize::Caller;
 use super::body::JsonBody;
 use super::duration::Seconds;
+use super::query::Query;
 use super::response::{ApiError, Envelope};
 use crate::clock::{rfc3339, unix_now};
 use crate::leases::{LeaseEntry, LeaseError};
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -121,7 +122,7 @@ pub async fn lookup(
 ) -> Result<Envelope, ApiError> {
     let id = lease_id_of(None, &body)?;
     let entry = state.secrets.leases.lookup(&id).await?;
-    Ok(Envelope::sys(lease_json(&entry)))
+    Ok(Envelope::data(lease_json(&entry)))
 }
 
 /// The next path segment of each id under `prefix`, as a directory listing:
@@ -308,17 +309,38 @@ pub async fn count(
 }
 
 /// `GET sys/metrics`: Prometheus text.
-pub async fn metrics(State(state): State<AppState>, _caller: Caller) -> Response {
+pub async fn metrics(
+    State(state): State<AppState>,
+    _caller: Caller,
+    Query(query): Query<MetricsQuery>,
+) -> Result<Response, ApiError> {
     super::sys_quotas::record_metrics(&state).await;
     for (mount, lease_state, n) in state.secrets.leases.counts() {
         metrics::gauge!("leasehold_leases", "mount" => mount, "state" => lease_state.as_str())
             .set(n as f64);
     }
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        crate::metrics::render(),
-    )
-        .into_response()
+    // Vault's default is JSON; Prometheus scrapes with `format=prometheus`.
+    match query.format.as_deref() {
+        Some("prometheus") => Ok((
+            [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+            crate::metrics::render(),
+        )
+            .into_response()),
+        None | Some("") | Some("json") => {
+            Ok(axum::Json(crate::metrics::render_json()).into_response())
+        }
+        Some(other) => Err(ApiError::bad_request(format!(
+            "unknown metrics format `{}`: use `prometheus` or leave it out for JSON",
+            other.escape_debug()
+        ))),
+    }
+}
+
+/// `sys/metrics?format=`.
+#[derive(Deserialize)]
+pub struct MetricsQuery {
+    #[serde(default)]
+    format: Option<String>,
 }
 
 #[cfg(test)]

@@ -4,12 +4,13 @@
 use super::AppState;
 use super::authorize::Caller;
 use super::body::JsonBody;
+use super::query::Query;
 use super::response::{ApiError, Envelope};
 use crate::barrier::UnsealShare;
 use crate::clock::{rfc3339, unix_now};
 use crate::lifecycle::SealStatus;
 use axum::Json;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -28,13 +29,13 @@ pub struct HealthQuery {
     uninitcode: Option<u16>,
     // Accepted so that clients sending them are not refused; there are no
     // standbys or replication secondaries.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::query::go_bool_field")]
     #[allow(dead_code)]
     standbyok: Option<bool>,
     #[serde(default)]
     #[allow(dead_code)]
     standbycode: Option<u16>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::query::go_bool_field")]
     #[allow(dead_code)]
     perfstandbyok: Option<bool>,
     #[serde(default)]
@@ -185,6 +186,12 @@ fn seal_status_body(status: &SealStatus) -> Value {
         body["cluster_id"] = json!("");
     }
     body
+}
+
+/// `GET sys/leader`: one node, no HA, sealed or not (what OpenBao answers
+/// without HA; `bao status` and `bao operator unseal` read it).
+pub async fn leader() -> Json<Value> {
+    Json(json!({ "ha_enabled": false }))
 }
 
 /// `GET sys/seal-status`.

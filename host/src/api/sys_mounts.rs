@@ -5,9 +5,11 @@ use super::AppState;
 use super::authorize::Caller;
 use super::body::JsonBody;
 use super::duration::Seconds;
+use super::query::Query;
 use super::response::{ApiError, Envelope};
+use crate::leases::SYSTEM_MAX_TTL;
 use crate::secrets::MountEntry;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -45,14 +47,46 @@ pub async fn list(State(state): State<AppState>, _caller: Caller) -> Result<Enve
     Ok(Envelope::sys(Value::Object(mounts)))
 }
 
-/// `GET sys/mounts/:path`.
+/// `GET sys/mounts/:path`, and `GET sys/mounts/:path/tune`.
 pub async fn read(
     State(state): State<AppState>,
     _caller: Caller,
     Path(path): Path<String>,
 ) -> Result<Envelope, ApiError> {
+    if let Some(path) = path.strip_suffix("/tune") {
+        let mount = state.secrets.mount_at(path).await?;
+        return Ok(Envelope::sys(tune_json(&mount)));
+    }
     let mount = state.secrets.mount_at(&path).await?;
     Ok(Envelope::sys(mount_json(&mount)))
+}
+
+/// A mount's tunable settings as Vault shows them: TTLs in seconds, the
+/// system's where the mount has none.
+fn tune_json(mount: &MountEntry) -> Value {
+    let or_system = |ttl: u64| if ttl == 0 { SYSTEM_MAX_TTL } else { ttl };
+    json!({
+        "description": mount.description,
+        "default_lease_ttl": or_system(mount.default_lease_ttl),
+        "max_lease_ttl": or_system(mount.max_lease_ttl),
+        "force_no_cache": false,
+    })
+}
+
+/// `POST sys/mounts/:path/tune`: TTLs and description; Vault's other settings
+/// are accepted and have no effect here.
+async fn tune(state: &AppState, path: &str, body: &Value) -> Result<StatusCode, ApiError> {
+    let config: MountConfigBody = super::body::into(body)?;
+    state
+        .secrets
+        .tune(
+            path,
+            config.default_lease_ttl.map(|s| s.0),
+            config.max_lease_ttl.map(|s| s.0),
+            config.description,
+        )
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// `config` of a mount request, with every field Vault's Go client
@@ -126,8 +160,12 @@ pub async fn mount(
     State(state): State<AppState>,
     _caller: Caller,
     Path(path): Path<String>,
-    JsonBody(body): JsonBody<MountBody>,
+    JsonBody(body): JsonBody<Value>,
 ) -> Result<StatusCode, ApiError> {
+    if let Some(path) = path.strip_suffix("/tune") {
+        return tune(&state, path, &body).await;
+    }
+    let body: MountBody = super::body::into(&body)?;
     if body.local == Some(true) || body.seal_wrap == Some(true) {
         return Err(ApiError::bad_request(
             "`local` and `seal_wrap` are not supported: every mount is local and every value is encrypted",
@@ -163,7 +201,7 @@ pub async fn mount(
 /// `?force=true`.
 #[derive(Deserialize)]
 pub struct ForceQuery {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::query::go_bool_field")]
     force: Option<bool>,
 }
 

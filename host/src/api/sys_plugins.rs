@@ -8,9 +8,10 @@
 use super::AppState;
 use super::authorize::Caller;
 use super::body::JsonBody;
+use super::query::Query;
 use super::response::{ApiError, Envelope};
 use crate::catalog::CatalogEntry;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use base64::Engine as _;
 use serde::Deserialize;

@@ -17,7 +17,7 @@ mod worker;
 
 pub use counts::LeaseLimit;
 pub use entry::{LeaseEntry, LeaseState};
-pub use ttl::TtlSettings;
+pub use ttl::{SYSTEM_MAX_TTL, TtlSettings};
 
 use crate::barrier::{Barrier, BarrierError};
 use crate::clock::unix_now;

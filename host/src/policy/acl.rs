@@ -124,6 +124,40 @@ impl Acl {
         Self { root: false, rules }
     }
 
+    /// What the ACL grants on `path`, in Vault's words for `sys/capabilities`:
+    /// `["root"]` for the root policy, `["deny"]` when nothing is granted.
+    pub fn capabilities(&self, path: &str) -> Vec<&'static str> {
+        if self.root {
+            return vec!["root"];
+        }
+        let best = self
+            .rules
+            .iter()
+            .filter(|(pattern, _)| matches(pattern, path))
+            .max_by(|(a, _), (b, _)| priority(a).cmp(&priority(b)));
+        let bits = match best {
+            Some((_, bits)) if bits & Capability::Deny.bit() == 0 => *bits,
+            _ => 0,
+        };
+        let words: Vec<&'static str> = [
+            (Capability::Create, "create"),
+            (Capability::Delete, "delete"),
+            (Capability::List, "list"),
+            (Capability::Read, "read"),
+            (Capability::Sudo, "sudo"),
+            (Capability::Update, "update"),
+        ]
+        .into_iter()
+        .filter(|(capability, _)| bits & capability.bit() != 0)
+        .map(|(_, word)| word)
+        .collect();
+        if words.is_empty() {
+            vec!["deny"]
+        } else {
+            words
+        }
+    }
+
     /// Decides `capability` on `path` (no leading slash, no `v1/`).
     pub fn decide(&self, path: &str, capability: Capability) -> Decision {
         if self.root {

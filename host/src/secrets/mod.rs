@@ -337,6 +337,31 @@ impl Secrets {
         Ok(entry)
     }
 
+    /// Changes a mount's TTLs and description (`None`: unchanged; a TTL of 0:
+    /// the system's). Leases already issued keep theirs.
+    pub async fn tune(
+        &self,
+        path: &str,
+        default_lease_ttl: Option<u64>,
+        max_lease_ttl: Option<u64>,
+        description: Option<String>,
+    ) -> Result<MountEntry, SecretsError> {
+        let mount = self.mount_at(path).await?;
+        let (_alone, mut mount) = self.alone(&mount).await?;
+        mount.default_lease_ttl = default_lease_ttl.unwrap_or(mount.default_lease_ttl);
+        mount.max_lease_ttl = max_lease_ttl.unwrap_or(mount.max_lease_ttl);
+        if let Some(description) = description {
+            mount.description = description;
+        }
+        if mount.max_lease_ttl != 0 && mount.default_lease_ttl > mount.max_lease_ttl {
+            return Err(invalid("default_lease_ttl is greater than max_lease_ttl"));
+        }
+        if !self.mounts.update(&mount).await? {
+            return Err(invalid(format!("{} was disabled", mount.path)));
+        }
+        Ok(mount)
+    }
+
     /// Unmounts `path`, revoking its leases first. Refuses, naming the failures,
     /// while any cannot be revoked, unless `force` (which removes them anyway).
     pub async fn unmount(&self, path: &str, force: bool) -> Result<usize, SecretsError> {

@@ -67,6 +67,11 @@ pub fn normalize(path: &str) -> Result<String, String> {
                 "mount path `{trimmed}`: `creds` is not allowed as a segment (lease ids use it)"
             ));
         }
+        if segment == "tune" {
+            return Err(format!(
+                "mount path `{trimmed}`: `tune` is not allowed as a segment (sys/mounts/<path>/tune tunes a mount)"
+            ));
+        }
     }
     let first = trimmed.split('/').next().unwrap_or_default();
     if RESERVED.contains(&first) {
