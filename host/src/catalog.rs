@@ -67,14 +67,6 @@ pub enum CatalogError {
     /// The bytes are not a plugin component.
     #[error("not a usable plugin: {0}")]
     Invalid(String),
-    /// The name in the path is not the plugin's own.
-    #[error("the component is the plugin `{actual}`, not `{requested}`")]
-    WrongName {
-        /// The path's name.
-        requested: String,
-        /// The plugin's name.
-        actual: String,
-    },
     /// The version in the request is not the plugin's own.
     #[error("the component is version {actual} of the plugin, not {requested}")]
     WrongVersion {
@@ -185,14 +177,16 @@ impl Catalog {
             .load_pinned(bytes, Some(&BarrierPins(&self.barrier)))
             .await
             .map_err(|err| CatalogError::Invalid(err.to_string()))?;
-        let info = plugin.info().clone();
-        if let Some(requested) = name
-            && requested != info.name
-        {
-            return Err(CatalogError::WrongName {
-                requested: requested.into(),
-                actual: info.name,
-            });
+        let mut info = plugin.info().clone();
+        // The catalog name is the operator's, as in Vault (`bao plugin register
+        // ... secret NAME`); the plugin's own name is its default.
+        if let Some(requested) = name {
+            if !crate::ids::is_plain_name(requested) {
+                return Err(CatalogError::Invalid(format!(
+                    "plugin name `{requested}`: use letters, digits, `-`, `_` and `.`"
+                )));
+            }
+            info.name = requested.to_owned();
         }
         if let Some(requested) = version.filter(|v| !v.is_empty())
             && requested.trim_start_matches('v') != info.version.trim_start_matches('v')

@@ -17,7 +17,8 @@ use axum::http::StatusCode;
 impl From<TokenError> for ApiError {
     fn from(err: TokenError) -> Self {
         match err {
-            TokenError::Unknown => ApiError::bad_request("bad token"),
+            // Vault's answer to a token that does not exist (or was revoked).
+            TokenError::Unknown => ApiError::new(StatusCode::FORBIDDEN, "bad token"),
             TokenError::NotRenewable => ApiError::bad_request(err.to_string()),
             TokenError::Barrier(e) => e.into(),
             TokenError::Corrupt => ApiError::internal(err),

@@ -121,11 +121,17 @@ async fn write_connection(
     at: UnderMount,
     JsonBody(body): JsonBody<Map<String, Value>>,
 ) -> Result<Response, ApiError> {
-    state
+    let warnings = state
         .secrets
         .write_connection(&at.mount, &at.name, connection_write(body)?)
         .await?;
-    Ok(StatusCode::NO_CONTENT.into_response())
+    if warnings.is_empty() {
+        return Ok(StatusCode::NO_CONTENT.into_response());
+    }
+    Ok(warnings
+        .into_iter()
+        .fold(Envelope::data(Value::Null), Envelope::warn)
+        .into_response())
 }
 
 async fn delete_connection(
@@ -275,6 +281,8 @@ fn connection_write(body: Map<String, Value>) -> Result<ConnectionWrite, ApiErro
             }
             // Sent empty by Vault clients whatever the plugin.
             "root_rotation_statements" if value.as_array().is_some_and(Vec::is_empty) => {}
+            // Vault's other database settings go to the plugin's config; what
+            // the plugin does not declare is set aside with a warning.
             // The plugin's own field; a null removes it.
             _ => {
                 write.config.insert(field, value);
@@ -314,6 +322,9 @@ async fn read_connection(
         "directory": connection.directory,
         "verify_connection": connection.verify_connection,
         "max_parallel": connection.parallel_calls(schema.max_parallel_hint()),
+        // Vault's own fields, for clients that read them.
+        "password_policy": "",
+        "root_credentials_rotate_statements": [],
         "connection_details": Value::Object(schema.without_secrets(&connection.config)),
     }))
     .into_response())
@@ -332,6 +343,17 @@ async fn read_role(
         Ok((_, entry)) => ObjectSchema::parse(&entry.role_schema).without_secrets(&role.fields),
         Err(_) => Map::new(),
     };
+    // Vault's role fields a client reads, where the plugin has none of its own.
+    for (field, empty) in [
+        ("creation_statements", json!([])),
+        ("revocation_statements", json!([])),
+        ("rollback_statements", json!([])),
+        ("renew_statements", json!([])),
+        ("credential_type", json!("password")),
+        ("credential_config", json!({})),
+    ] {
+        data.entry(field).or_insert(empty);
+    }
     data.insert("db_name".into(), json!(role.db_name));
     data.insert("default_ttl".into(), json!(role.default_ttl));
     data.insert("max_ttl".into(), json!(role.max_ttl));

@@ -122,6 +122,9 @@ pub async fn read(
 #[serde(deny_unknown_fields)]
 pub struct RegisterBody {
     sha256: String,
+    /// Vault's clients repeat the path's type here.
+    #[serde(rename = "type", default)]
+    kind: Option<String>,
     #[serde(default)]
     wasm: Option<String>,
     #[serde(default)]
@@ -177,6 +180,12 @@ pub async fn register(
     JsonBody(body): JsonBody<RegisterBody>,
 ) -> Result<StatusCode, ApiError> {
     check_type(&kind)?;
+    if let Some(said) = body.kind.as_deref().filter(|k| !k.is_empty() && *k != kind) {
+        return Err(ApiError::bad_request(format!(
+            "`type` is `{}` but the path registers a `{kind}` plugin",
+            said.escape_debug()
+        )));
+    }
     if body.args.as_ref().is_some_and(|a| !a.is_empty())
         || body.env.as_ref().is_some_and(|e| !e.is_empty())
     {

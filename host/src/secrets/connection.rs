@@ -92,6 +92,15 @@ pub struct Role {
     pub max_ttl: u64,
     /// The plugin's own role fields.
     pub fields: Map<String, Value>,
+    /// Whether the plugin checked the fields; a role written before its
+    /// connection is checked at its first issue.
+    #[serde(default = "checked_before")]
+    pub checked: bool,
+}
+
+/// Roles stored before the field existed were all checked when written.
+fn checked_before() -> bool {
+    true
 }
 
 impl std::fmt::Debug for Role {

@@ -462,11 +462,15 @@ impl Secrets {
         &self,
         mount: &MountEntry,
         name: &str,
-        write: ConnectionWrite,
-    ) -> Result<(), SecretsError> {
+        mut write: ConnectionWrite,
+    ) -> Result<Vec<String>, SecretsError> {
         check_name("connection", name)?;
         let (_alone, mount) = self.alone(mount).await?;
         let mount = &mount;
+        if let Some(asked) = write.plugin_name.take() {
+            write.plugin_name = Some(self.catalog_name(asked).await?);
+        }
+        let mut warnings = Vec::new();
         let existing = self.data.connection(&mount.uuid, name).await?;
         let plugin_name = write
             .plugin_name
@@ -522,6 +526,15 @@ impl Secrets {
             }
         }
         schema.coerce_lists(&mut config);
+        // Vault's own connection settings, sent by configs written for Vault:
+        // kept for a plugin that declares them, otherwise set aside, saying so.
+        for field in VAULT_CONNECTION_FIELDS {
+            if !schema.has_property(field) && config.remove(*field).is_some() {
+                warnings.push(format!(
+                    "`{field}` was ignored: plugin `{plugin_name}` does not use it"
+                ));
+            }
+        }
         reject_unknown(&schema, &config, "connection")?;
         schema
             .check("connection config", &config)
@@ -595,7 +608,20 @@ impl Secrets {
         self.catalog
             .runtime()
             .forget_connection(&connection_key(mount, name));
-        Ok(())
+        Ok(warnings)
+    }
+
+    /// The catalog's name for a plugin a request names: itself if the catalog
+    /// has it, else the bundled plugin Vault's name stands for.
+    async fn catalog_name(&self, asked: String) -> Result<String, SecretsError> {
+        if self.catalog.get(&asked, None).await?.is_some() {
+            return Ok(asked);
+        }
+        Ok(VAULT_PLUGIN_NAMES
+            .iter()
+            .find(|(vaults, _)| *vaults == asked)
+            .map(|(_, ours)| (*ours).to_owned())
+            .unwrap_or(asked))
     }
 
     /// The fields of a connection write that are secret: the new plugin
@@ -710,38 +736,18 @@ impl Secrets {
             .filter(|d| !d.is_empty())
             .or_else(|| existing.as_ref().map(|r| r.db_name.clone()))
             .ok_or_else(|| invalid("db_name is required: the connection the role issues on"))?;
-        let (connection, entry) = match self.connection(mount, &db_name).await {
-            Err(SecretsError::NotFound) => {
-                return Err(invalid(format!("connection `{db_name}` does not exist")));
-            }
-            other => other?,
+        let found = match self.connection(mount, &db_name).await {
+            Err(SecretsError::NotFound) => None,
+            other => Some(other?),
         };
-        let mut merged = existing
+        let existing_fields = existing
             .as_ref()
             .map(|r| r.fields.clone())
             .unwrap_or_default();
-        let schema = ObjectSchema::parse(&entry.role_schema);
-        for (field, value) in fields {
-            // Vault's database-engine role fields a client library always sends;
-            // meaningful only to plugins that declare them.
-            let empty =
-                value.is_null() || value.as_array().is_some_and(Vec::is_empty) || value == "";
-            if empty && VAULT_ROLE_FIELDS.contains(&field.as_str()) && !schema.has_property(&field)
-            {
-                continue;
-            }
-            if value.is_null() {
-                merged.remove(&field);
-            } else {
-                merged.insert(field, value);
-            }
-        }
-        schema.coerce_lists(&mut merged);
-        reject_unknown(&schema, &merged, "role")?;
-        schema
-            .check("role", &merged)
-            .map_err(SecretsError::Invalid)?;
-        let role = Role {
+        let schema = found
+            .as_ref()
+            .map(|(_, entry)| ObjectSchema::parse(&entry.role_schema));
+        let mut role = Role {
             db_name,
             default_ttl: default_ttl
                 .or(existing.as_ref().map(|r| r.default_ttl))
@@ -749,20 +755,43 @@ impl Secrets {
             max_ttl: max_ttl
                 .or(existing.as_ref().map(|r| r.max_ttl))
                 .unwrap_or(0),
-            fields: merged,
+            fields: merge_role_fields(schema.as_ref(), existing_fields, fields)?,
+            // As Vault does, a role may name a connection written later; its
+            // fields are then checked by the plugin at the first issue.
+            checked: found.is_some(),
         };
         if role.max_ttl != 0 && role.default_ttl > role.max_ttl {
             return Err(invalid("default_ttl is greater than max_ttl"));
         }
+        if let Some((connection, _)) = &found {
+            self.check_role(mount, &mut role, connection).await?;
+        }
+        self.data.put_role(&mount.uuid, name, &role).await?;
+        Ok(())
+    }
+
+    /// Checks a role's fields against its connection's plugin: its schema,
+    /// then the plugin's own `validate`.
+    async fn check_role(
+        &self,
+        mount: &MountEntry,
+        role: &mut Role,
+        connection: &Connection,
+    ) -> Result<(), SecretsError> {
+        let entry = self
+            .catalog_entry(&connection.plugin_name, Some(&connection.plugin_version))
+            .await?;
+        let schema = ObjectSchema::parse(&entry.role_schema);
+        role.fields = merge_role_fields(Some(&schema), Map::new(), role.fields.clone())?;
         let target = self
             .resolver
-            .target(mount, &role.db_name, &connection)
+            .target(mount, &role.db_name, connection)
             .await?;
         target
             .plugin
             .validate(&target.scope, &target.config, Some(&role.fields_json()))
             .await?;
-        self.data.put_role(&mount.uuid, name, &role).await?;
+        role.checked = true;
         Ok(())
     }
 
@@ -801,6 +830,11 @@ impl Secrets {
                     role.db_name
                 ))
             })?;
+        let mut role = role;
+        if !role.checked {
+            self.check_role(mount, &mut role, &connection).await?;
+            self.data.put_role(&mount.uuid, role_name, &role).await?;
+        }
         if !connection.allows(role_name) {
             return Err(invalid(format!(
                 "role `{role_name}` is not in the allowed_roles of connection `{}`",
@@ -841,6 +875,52 @@ impl Secrets {
         .map_err(SecretsError::from)
     }
 }
+
+/// A role's fields after a write: `fields` merged into `existing` (a null
+/// removes one), Vault's always-sent empty fields dropped where the plugin
+/// does not declare them, and, when the plugin's `schema` is known, coerced
+/// and checked against it.
+fn merge_role_fields(
+    schema: Option<&ObjectSchema>,
+    existing: Map<String, Value>,
+    fields: Map<String, Value>,
+) -> Result<Map<String, Value>, SecretsError> {
+    let mut merged = existing;
+    for (field, value) in fields {
+        // Vault's database-engine role fields a client library always sends;
+        // meaningful only to plugins that declare them.
+        let empty = value.is_null() || value.as_array().is_some_and(Vec::is_empty) || value == "";
+        let declared = schema.is_some_and(|s| s.has_property(&field));
+        if empty && VAULT_ROLE_FIELDS.contains(&field.as_str()) && !declared {
+            continue;
+        }
+        if value.is_null() {
+            merged.remove(&field);
+        } else {
+            merged.insert(field, value);
+        }
+    }
+    if let Some(schema) = schema {
+        schema.coerce_lists(&mut merged);
+        reject_unknown(schema, &merged, "role")?;
+        schema
+            .check("role", &merged)
+            .map_err(SecretsError::Invalid)?;
+    }
+    Ok(merged)
+}
+
+/// Vault's database plugins and the bundled plugins that serve their targets,
+/// so a connection written for Vault carries over unchanged.
+const VAULT_PLUGIN_NAMES: &[(&str, &str)] = &[
+    ("postgresql-database-plugin", "postgres"),
+    ("redis-database-plugin", "redis"),
+    ("valkey-database-plugin", "redis"),
+];
+
+/// Connection settings of Vault's database engine that have no meaning here
+/// unless a plugin declares them.
+const VAULT_CONNECTION_FIELDS: &[&str] = &["root_rotation_statements"];
 
 /// Role fields of Vault's database engine that hvac and others send with empty
 /// values whatever the plugin.
