@@ -141,7 +141,7 @@ fn every_cli_verb_against_a_real_server() {
     let gone = cli.run(&["token", "lookup", &child]);
     assert!(!gone.status.success());
     assert!(
-        String::from_utf8_lossy(&gone.stderr).contains("Error: 400"),
+        String::from_utf8_lossy(&gone.stderr).contains("Error: 403"),
         "{}",
         String::from_utf8_lossy(&gone.stderr)
     );

@@ -122,9 +122,10 @@ pub async fn read(
 #[serde(deny_unknown_fields)]
 pub struct RegisterBody {
     sha256: String,
-    /// Vault's clients repeat the path's type here.
+    /// Vault's clients repeat the path's type here, as a name or as Go's
+    /// `consts.PluginType` number (`bao plugin register` sends 3 for secret).
     #[serde(rename = "type", default)]
-    kind: Option<String>,
+    kind: Option<Value>,
     #[serde(default)]
     wasm: Option<String>,
     #[serde(default)]
@@ -180,7 +181,23 @@ pub async fn register(
     JsonBody(body): JsonBody<RegisterBody>,
 ) -> Result<StatusCode, ApiError> {
     check_type(&kind)?;
-    if let Some(said) = body.kind.as_deref().filter(|k| !k.is_empty() && *k != kind) {
+    let said = match &body.kind {
+        None | Some(Value::Null) => None,
+        Some(Value::String(name)) if name.is_empty() => None,
+        Some(Value::String(name)) => Some(name.clone()),
+        Some(Value::Number(n)) => Some(
+            match n.as_u64() {
+                Some(1) => "auth",
+                Some(2) => "database",
+                Some(3) => "secret",
+                _ => "unknown",
+            }
+            .to_owned(),
+        ),
+        Some(_) => return Err(ApiError::bad_request("field `type` has the wrong type")),
+    };
+    // A `database` plugin is a `secret` one here (see `check_type`).
+    if let Some(said) = said.filter(|s| *s != kind && !TYPES.contains(&s.as_str())) {
         return Err(ApiError::bad_request(format!(
             "`type` is `{}` but the path registers a `{kind}` plugin",
             said.escape_debug()
