@@ -13,6 +13,8 @@
 //! - [`leases`]: leases, their expiry, revocation retries and recovery;
 //! - [`revocation`]: revoking a token with its children and leases, on request
 //!   or at expiry;
+//! - [`wrapping`]: response wrapping, responses kept in the barrier behind
+//!   single-use tokens;
 //! - [`metrics`]: Prometheus metrics;
 //! - [`policy`]: Vault's path ACL policies;
 //! - [`quotas`]: rate-limit and lease-count quotas;
@@ -45,3 +47,4 @@ pub mod secrets;
 pub mod server;
 pub mod storage;
 mod tls;
+pub mod wrapping;

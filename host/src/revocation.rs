@@ -1,11 +1,13 @@
 //! Revoking a token the way Vault does: the leases of the token and of every
-//! descendant first, then the tokens. One place for the API's revoke calls and
-//! for tokens that expire on their own.
+//! descendant first, and what they wrap (response wrapping), then the tokens.
+//! One place for the API's revoke calls and for tokens that expire on their
+//! own.
 
 use crate::auth::{TokenError, TokenStore};
 use crate::barrier::Barrier;
 use crate::clock::unix_now;
 use crate::leases::{LeaseError, Leases};
+use crate::wrapping::{Wrapping, WrappingError};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,6 +20,20 @@ pub enum RevocationError {
     /// Listing or revoking leases failed.
     #[error(transparent)]
     Lease(#[from] LeaseError),
+    /// Discarding wrapped responses failed.
+    #[error(transparent)]
+    Wrapping(#[from] WrappingError),
+}
+
+/// What a token's revocation reaches besides the token store.
+#[derive(Clone)]
+pub struct Revoker {
+    /// Tokens.
+    pub tokens: TokenStore,
+    /// Their leases.
+    pub leases: Arc<Leases>,
+    /// What they wrap.
+    pub wrapping: Wrapping,
 }
 
 /// What happens to the leases of a token being revoked.
@@ -30,31 +46,32 @@ pub enum LeaseHandling {
     Queue,
 }
 
-/// Revokes the token with `accessor`, its non-orphan descendants, and every
-/// lease they hold. Leases whose revocation fails stay queued for retry; the
-/// tokens go regardless.
+/// Revokes the token with `accessor`, its non-orphan descendants, every
+/// lease they hold and every response they wrap. Leases whose revocation
+/// fails stay queued for retry; the tokens go regardless.
 pub async fn revoke_token_tree(
-    tokens: &TokenStore,
-    leases: &Leases,
+    revoker: &Revoker,
     accessor: &str,
     handling: LeaseHandling,
 ) -> Result<(), RevocationError> {
-    let family = tokens.family(accessor).await?;
+    let family = revoker.tokens.family(accessor).await?;
     match handling {
-        LeaseHandling::RevokeNow => leases.revoke_for_tokens(&family).await?,
-        LeaseHandling::Queue => leases.queue_for_tokens(&family).await?,
+        LeaseHandling::RevokeNow => revoker.leases.revoke_for_tokens(&family).await?,
+        LeaseHandling::Queue => revoker.leases.queue_for_tokens(&family).await?,
     };
-    tokens.revoke_accessor(accessor).await?;
+    revoker.wrapping.discard(&family).await?;
+    revoker.tokens.revoke_accessor(accessor).await?;
     Ok(())
 }
 
 /// How many expired tokens one pass handles.
 const PASS: usize = 256;
 
-/// Revokes tokens as they expire (with their children and leases), so an
-/// expired parent does not leave live children behind and expired entries do
-/// not stay in storage. Idles while sealed.
-pub async fn run_token_expiry(barrier: Arc<Barrier>, tokens: TokenStore, leases: Arc<Leases>) {
+/// Revokes tokens as they expire (with their children, leases and wrapped
+/// responses), so an expired parent does not leave live children behind and
+/// expired entries do not stay in storage. Idles while sealed.
+pub async fn run_token_expiry(barrier: Arc<Barrier>, revoker: Revoker) {
+    let (tokens, leases) = (&revoker.tokens, &revoker.leases);
     loop {
         tokio::time::sleep(Duration::from_secs(1)).await;
         if barrier.is_sealed() || !leases.is_active() {
@@ -71,7 +88,7 @@ pub async fn run_token_expiry(barrier: Arc<Barrier>, tokens: TokenStore, leases:
             let outcome = match tokens.still_expired(&accessor, expire_time).await {
                 // Renewed since, or already gone: only the slot is stale.
                 Ok(false) => Ok(false),
-                Ok(true) => revoke_token_tree(&tokens, &leases, &accessor, LeaseHandling::Queue)
+                Ok(true) => revoke_token_tree(&revoker, &accessor, LeaseHandling::Queue)
                     .await
                     .map(|()| true),
                 Err(err) => Err(err.into()),

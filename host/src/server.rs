@@ -15,6 +15,7 @@ use crate::policy::PolicyStore;
 use crate::quotas::Quotas;
 use crate::secrets::{GrantLimits, Secrets};
 use crate::storage::RedbStorage;
+use crate::wrapping::Wrapping;
 use std::sync::Arc;
 
 /// How the server was asked to start.
@@ -84,10 +85,12 @@ pub async fn run(mode: Mode) -> Result<(), String> {
     let policies = PolicyStore::new(barrier.clone());
     let quotas = Arc::new(Quotas::new(barrier.clone()));
     let audit = Arc::new(AuditRegistry::new(barrier.clone()));
+    let wrapping = Wrapping::new(barrier.clone(), tokens.clone());
     let lifecycle = Arc::new(Lifecycle::new(
         barrier.clone(),
         tokens.clone(),
         secrets.clone(),
+        wrapping.clone(),
         audit.clone(),
         quotas.clone(),
     ));
@@ -136,6 +139,7 @@ pub async fn run(mode: Mode) -> Result<(), String> {
             policies,
             audit,
             secrets,
+            wrapping,
             quotas,
             plugin_dir: config.plugins.directory.clone(),
         },

@@ -75,6 +75,11 @@ fn request_section(
         "query": parts.uri.query().unwrap_or(""),
         "data": data,
     });
+    if let Ok(Some(super::wrap_response::WrapTtl(ttl))) =
+        super::wrap_response::requested(&parts.headers)
+    {
+        section["wrap_ttl"] = json!(ttl);
+    }
     if let Some(mount) = &resolved.mount {
         section["mount_point"] = json!(mount.path);
         section["mount_type"] = json!(mount.kind);
@@ -166,7 +171,14 @@ pub async fn audit(State(state): State<AppState>, request: Request, next: Next) 
         Ok(bytes) => bytes,
         Err(err) => return ApiError::internal(err).into_response(),
     };
-    let data = serde_json::from_slice::<Value>(&bytes).unwrap_or(Value::Null);
+    let mut data = serde_json::from_slice::<Value>(&bytes).unwrap_or(Value::Null);
+    // A wrapped response is recorded as Vault records it: its `wrap_info`
+    // (token and accessors HMAC'd, the rest in clear), never what it wraps,
+    // which this layer does not see.
+    let wrap_info = data
+        .as_object_mut()
+        .and_then(|body| body.remove("wrap_info"))
+        .filter(Value::is_object);
     let auth = match caller {
         Some(c) => json!({
             "client_token": token,
@@ -176,13 +188,17 @@ pub async fn audit(State(state): State<AppState>, request: Request, next: Next) 
         }),
         None => json!({ "client_token": token }),
     };
+    let mut response_section = json!({ "status": parts.status.as_u16(), "data": data });
+    if let Some(wrap_info) = wrap_info {
+        response_section["wrap_info"] = wrap_info;
+    }
     let response_entry = object(json!({
         "type": "response",
         "time": now(),
         "auth": auth,
         "request": request_entry["request"],
-        "error": errors_of(parts.status, &data),
-        "response": { "status": parts.status.as_u16(), "data": data },
+        "error": errors_of(parts.status, &response_section["data"]),
+        "response": response_section,
     }));
     if let Err(err) =
         AuditRegistry::record_to(&devices, response_entry, resolved.route.in_clear).await

@@ -7,6 +7,7 @@ use super::duration::Seconds;
 use super::response::{ApiError, Envelope};
 use crate::auth::{MAX_TTL, NewToken, Token, TokenEntry};
 use crate::clock::{rfc3339, unix_now};
+use crate::policy::RESPONSE_WRAPPING_POLICY;
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
@@ -27,7 +28,7 @@ fn lookup_data(entry: &TokenEntry, id: Option<&Token>) -> Value {
         "identity_policies": [],
         "issue_time": rfc3339(entry.creation_time),
         "meta": entry.meta,
-        "num_uses": 0,
+        "num_uses": entry.num_uses,
         "orphan": entry.orphan,
         "path": entry.path,
         "policies": entry.policies,
@@ -140,6 +141,13 @@ async fn create_token(
     for p in &mut policies {
         *p = p.to_ascii_lowercase();
     }
+    // Only the broker makes wrapping tokens: one made here would look like
+    // one to `sys/wrapping/*` (Vault's non-assignable policy).
+    if policies.iter().any(|p| p == RESPONSE_WRAPPING_POLICY) {
+        return Err(ApiError::bad_request(format!(
+            "cannot assign policy \"{RESPONSE_WRAPPING_POLICY}\""
+        )));
+    }
     if !caller.is_root() {
         if policies.iter().any(|p| p == "root") {
             return Err(ApiError::bad_request(
@@ -205,6 +213,7 @@ async fn create_token(
             renewable: request.renewable.unwrap_or(true),
             parent: (!orphan).then(|| caller.entry.accessor.clone()),
             path: path.to_owned(),
+            num_uses: 0,
         })
         .await?;
     Ok(warnings
@@ -332,18 +341,19 @@ async fn revoke_tree(state: &AppState, token: &Token) -> Result<StatusCode, ApiE
 }
 
 async fn revoke_accessor_tree(state: &AppState, accessor: &str) -> Result<(), ApiError> {
-    use crate::revocation::{LeaseHandling, revoke_token_tree};
-    revoke_token_tree(
-        &state.tokens,
-        &state.secrets.leases,
-        accessor,
-        LeaseHandling::RevokeNow,
-    )
-    .await
-    .map_err(|err| match err {
-        crate::revocation::RevocationError::Token(err) => err.into(),
-        crate::revocation::RevocationError::Lease(err) => err.into(),
-    })
+    use crate::revocation::{LeaseHandling, RevocationError, Revoker, revoke_token_tree};
+    let revoker = Revoker {
+        tokens: state.tokens.clone(),
+        leases: state.secrets.leases.clone(),
+        wrapping: state.wrapping.clone(),
+    };
+    revoke_token_tree(&revoker, accessor, LeaseHandling::RevokeNow)
+        .await
+        .map_err(|err| match err {
+            RevocationError::Token(err) => err.into(),
+            RevocationError::Lease(err) => err.into(),
+            RevocationError::Wrapping(err) => err.into(),
+        })
 }
 
 /// `POST auth/token/revoke`: the token and its descendants.

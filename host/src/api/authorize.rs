@@ -7,6 +7,10 @@
 //! whether the object exists), and routes declared root-protected also need
 //! `sudo`. The handler then finds the [`Caller`] in the request. A refused
 //! request is audited here, without its body, which is never parsed.
+//!
+//! A response-wrapping token authorizes like any token, by its one policy
+//! (`response-wrapping`: it may unwrap itself); on the routes that take it as
+//! their subject, an unknown or used one is Vault's 400 rather than 403.
 
 use super::AppState;
 use super::response::ApiError;
@@ -128,6 +132,9 @@ async fn check(state: &AppState, parts: &Parts, resolved: &Resolved) -> Result<C
     let token = presented(&parts.headers).ok_or_else(ApiError::permission_denied)?;
     let entry = match state.tokens.lookup(&token).await {
         Ok(entry) => entry,
+        Err(TokenError::Unknown) if resolved.route.wrapping_token => {
+            return Err(crate::wrapping::WrappingError::Invalid.into());
+        }
         Err(TokenError::Unknown) => return Err(ApiError::permission_denied()),
         Err(err) => return Err(ApiError::internal(err)),
     };

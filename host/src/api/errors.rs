@@ -12,6 +12,7 @@ use crate::plugin::{Failure, PluginError};
 use crate::policy::PolicyStoreError;
 use crate::quotas::QuotaError;
 use crate::secrets::SecretsError;
+use crate::wrapping::WrappingError;
 use axum::http::StatusCode;
 
 impl From<TokenError> for ApiError {
@@ -148,6 +149,19 @@ impl From<QuotaError> for ApiError {
         match err {
             QuotaError::Invalid(message) => ApiError::bad_request(message),
             QuotaError::Barrier(e) => e.into(),
+        }
+    }
+}
+
+impl From<WrappingError> for ApiError {
+    fn from(err: WrappingError) -> Self {
+        match err {
+            WrappingError::Invalid | WrappingError::Ttl(_) => {
+                ApiError::bad_request(err.to_string())
+            }
+            WrappingError::Token(e) => e.into(),
+            WrappingError::Barrier(e) => e.into(),
+            WrappingError::Corrupt => ApiError::internal(err),
         }
     }
 }

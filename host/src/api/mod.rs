@@ -5,7 +5,8 @@
 //! operation, and the sealed gate ([`front`], from the table in
 //! [`system_routes`] and [`mount_paths::routes`]); authorization
 //! ([`authorize`]); its JSON body parsed once ([`body`]); the audit log
-//! ([`audit_log`]); rate limits; then its handler. Conventions for every
+//! ([`audit_log`]); response wrapping ([`wrap_response`]); rate limits; then
+//! its handler. Conventions for every
 //! endpoint: Vault's envelope and `{"errors": [...]}` ([`response`]), `POST` the
 //! same as `PUT`, 404 and 405 with a JSON body, and 503 for everything but the
 //! lifecycle endpoints while sealed.
@@ -32,6 +33,8 @@ mod sys_mounts;
 mod sys_plugins;
 mod sys_policy;
 mod sys_quotas;
+mod sys_wrapping;
+mod wrap_response;
 
 use crate::audit::AuditRegistry;
 use crate::auth::TokenStore;
@@ -61,6 +64,8 @@ pub struct AppState {
     pub audit: Arc<AuditRegistry>,
     /// Mounts, connections, roles, leases.
     pub secrets: Arc<Secrets>,
+    /// Wrapped responses.
+    pub wrapping: crate::wrapping::Wrapping,
     /// Rate-limit and lease-count quotas.
     pub quotas: Arc<crate::quotas::Quotas>,
     /// Where `sys/plugins/catalog` finds components named by file.
@@ -176,6 +181,17 @@ fn system_routes() -> Vec<Route> {
             .write(leases::revoke_force)
             .sudo(),
         Route::at("sys/metrics").read(leases::metrics),
+        Route::at("sys/wrapping/wrap").write(sys_wrapping::wrap),
+        Route::at("sys/wrapping/unwrap")
+            .write(sys_wrapping::unwrap)
+            .takes_wrapping_token(),
+        Route::at("sys/wrapping/lookup")
+            .read(sys_wrapping::lookup)
+            .write(sys_wrapping::lookup)
+            .without_token(),
+        Route::at("sys/wrapping/rewrap")
+            .write(sys_wrapping::rewrap)
+            .takes_wrapping_token(),
         Route::at("sys/quotas/rate-limit").list(sys_quotas::list_rate_limits),
         Route::at("sys/quotas/rate-limit/{name}")
             .read(sys_quotas::read_rate_limit)
@@ -232,12 +248,18 @@ pub fn router(state: AppState, body_read_timeout: std::time::Duration) -> Router
             move |request: axum::extract::Request| mount_routes.dispatch(request)
         })
         // Innermost first: rate limits (on the caller authorization found),
-        // the audit log (which sees the body as the handler will), the body
-        // parsed once, then authorization outside them, so a request without a
-        // valid token is recorded without its body and costs nothing more.
+        // response wrapping (inside the audit log, which records the wrapped
+        // response, never the original), the audit log (which sees the body
+        // as the handler will), the body parsed once, then authorization
+        // outside them, so a request without a valid token is recorded
+        // without its body and costs nothing more.
         .layer(middleware::from_fn_with_state(
             state.clone(),
             sys_quotas::rate_limit,
+        ))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            wrap_response::wrap,
         ))
         .layer(middleware::from_fn_with_state(
             state.clone(),

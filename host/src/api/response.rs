@@ -179,6 +179,14 @@ impl Envelope {
         envelope
     }
 
+    /// A wrapped response: `wrap_info` and nothing else (Vault's shape).
+    pub fn wrapped(wrap_info: Value) -> Self {
+        let mut envelope = Self::data(Value::Null);
+        envelope.data = None;
+        envelope.wrap_info = Some(wrap_info);
+        envelope
+    }
+
     /// Adds a warning.
     pub fn warn(mut self, warning: impl Into<String>) -> Self {
         self.warnings

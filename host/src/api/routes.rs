@@ -92,6 +92,11 @@ pub struct RouteSpec {
     pub unauthenticated: bool,
     /// Served while sealed.
     pub while_sealed: bool,
+    /// The request's own token may be a response-wrapping token, which is
+    /// then what the request is about (unwrap, rewrap): an unknown or expired
+    /// one is Vault's 400 "wrapping token is not valid or does not exist",
+    /// not a 403.
+    pub wrapping_token: bool,
     /// Create or update.
     pub existence: Option<Existence>,
     /// Request fields the audit log records in clear: never secrets, and what
@@ -109,6 +114,7 @@ impl RouteSpec {
             sudo: Sudo::Never,
             unauthenticated: false,
             while_sealed: false,
+            wrapping_token: false,
             existence: None,
             in_clear: &[],
         }
@@ -136,6 +142,19 @@ impl RouteSpec {
     pub fn open(mut self) -> Self {
         self.unauthenticated = true;
         self.while_sealed = true;
+        self
+    }
+
+    /// Answers anyone, but only while unsealed (Vault's unauthenticated
+    /// paths that read the barrier: `sys/wrapping/lookup`).
+    pub fn without_token(mut self) -> Self {
+        self.unauthenticated = true;
+        self
+    }
+
+    /// See [`RouteSpec::wrapping_token`].
+    pub fn takes_wrapping_token(mut self) -> Self {
+        self.wrapping_token = true;
         self
     }
 
@@ -222,6 +241,18 @@ impl Route {
     /// See [`RouteSpec::open`].
     pub fn open(mut self) -> Self {
         self.spec = self.spec.open();
+        self
+    }
+
+    /// See [`RouteSpec::without_token`].
+    pub fn without_token(mut self) -> Self {
+        self.spec = self.spec.without_token();
+        self
+    }
+
+    /// See [`RouteSpec::wrapping_token`].
+    pub fn takes_wrapping_token(mut self) -> Self {
+        self.spec = self.spec.takes_wrapping_token();
         self
     }
 

@@ -133,12 +133,13 @@ pub(super) fn hashed_entry(
 }
 
 /// Fields that are never secret and that operators need readable: the request's
-/// path, operation, id, origin and mount, the response's status; the caller's
-/// policies and display name.
+/// path, operation, id, origin and mount, the response's status; when and
+/// where a wrapped response was wrapped (its token and accessors stay
+/// HMAC'd); the caller's policies and display name.
 fn restore_plain(entry: &Map<String, Value>, hashed: &mut Map<String, Value>) {
     for (section, fields) in [
         (
-            "request",
+            &["request"][..],
             &[
                 "id",
                 "operation",
@@ -150,12 +151,26 @@ fn restore_plain(entry: &Map<String, Value>, hashed: &mut Map<String, Value>) {
                 "mount_accessor",
             ][..],
         ),
-        ("response", &["status"][..]),
-        ("auth", &["policies", "display_name"][..]),
+        (&["response"][..], &["status"][..]),
+        (
+            &["response", "wrap_info"][..],
+            &["creation_time", "creation_path"][..],
+        ),
+        (&["auth"][..], &["policies", "display_name"][..]),
     ] {
-        let (Some(plain), Some(Value::Object(target))) =
-            (entry.get(section), hashed.get_mut(section))
-        else {
+        let plain = section
+            .iter()
+            .try_fold(entry, |at, name| match at.get(*name) {
+                Some(Value::Object(inner)) => Some(inner),
+                _ => None,
+            });
+        let target = section
+            .iter()
+            .try_fold(&mut *hashed, |at, name| match at.get_mut(*name) {
+                Some(Value::Object(inner)) => Some(inner),
+                _ => None,
+            });
+        let (Some(plain), Some(target)) = (plain, target) else {
             continue;
         };
         for field in fields {

@@ -86,6 +86,10 @@ pub struct TokenEntry {
     /// system maximum.
     #[serde(default)]
     pub explicit_max_ttl: u64,
+    /// How many uses it has, 0 for no limit. Only response-wrapping tokens
+    /// are limited (to one: the unwrap, which revokes them).
+    #[serde(default)]
+    pub num_uses: u64,
 }
 
 impl TokenEntry {
@@ -136,6 +140,8 @@ pub struct NewToken {
     pub parent: Option<String>,
     /// The path it was created at.
     pub path: String,
+    /// Uses allowed, 0 for no limit (see [`TokenEntry::num_uses`]).
+    pub num_uses: u64,
 }
 
 /// Tokens in the barrier.
@@ -171,6 +177,7 @@ impl TokenStore {
             path: "auth/token/root".into(),
             parent: None,
             explicit_max_ttl: 0,
+            num_uses: 0,
         };
         let token = Token::generate("hvs.");
         self.store(&token, &entry, None).await?;
@@ -241,6 +248,7 @@ impl TokenStore {
             path: new.path,
             parent: new.parent,
             explicit_max_ttl: new.explicit_max_ttl,
+            num_uses: new.num_uses,
         };
         let ttl = if new.ttl == 0 { MAX_TTL } else { new.ttl };
         let expire_time = now.saturating_add(ttl).min(Self::max_expiry(&entry));

@@ -37,8 +37,8 @@
 //! of the steps after an unseal, and those steps run once per opening however
 //! many requests submit the last share together.
 //!
-//! Policies and tokens are read from the barrier at each request: there is
-//! nothing of theirs to load or drop. Compiled plugins stay in memory across a
+//! Policies, tokens and wrapped responses are read from the barrier at each
+//! request: there is nothing of theirs to load or drop. Compiled plugins stay in memory across a
 //! seal, as they stay in the on-disk artifact cache: they are code, reached
 //! only through the catalog in the barrier.
 
@@ -55,7 +55,9 @@ use crate::audit::AuditRegistry;
 use crate::auth::TokenStore;
 use crate::barrier::{Barrier, UnsealShare};
 use crate::quotas::Quotas;
+use crate::revocation::Revoker;
 use crate::secrets::Secrets;
+use crate::wrapping::Wrapping;
 use seal::Seal;
 use std::path::Path;
 use std::sync::{Arc, Once};
@@ -67,6 +69,7 @@ pub struct Lifecycle {
     barrier: Arc<Barrier>,
     tokens: TokenStore,
     secrets: Arc<Secrets>,
+    wrapping: Wrapping,
     audit: Arc<AuditRegistry>,
     quotas: Arc<Quotas>,
     /// Held through an unseal and the steps after it, and through a seal.
@@ -81,6 +84,7 @@ impl Lifecycle {
         barrier: Arc<Barrier>,
         tokens: TokenStore,
         secrets: Arc<Secrets>,
+        wrapping: Wrapping,
         audit: Arc<AuditRegistry>,
         quotas: Arc<Quotas>,
     ) -> Self {
@@ -89,6 +93,7 @@ impl Lifecycle {
             barrier,
             tokens,
             secrets,
+            wrapping,
             audit,
             quotas,
             transition: Mutex::new(()),
@@ -102,8 +107,11 @@ impl Lifecycle {
         self.workers.call_once(|| {
             workers::spawn(
                 self.barrier.clone(),
-                self.tokens.clone(),
-                self.secrets.leases.clone(),
+                Revoker {
+                    tokens: self.tokens.clone(),
+                    leases: self.secrets.leases.clone(),
+                    wrapping: self.wrapping.clone(),
+                },
                 self.quotas.clone(),
             )
         });

@@ -5,17 +5,15 @@
 //! | worker | does | while sealed |
 //! |---|---|---|
 //! | lease expiry ([`Leases::run_worker`]) | revokes leases as they fall due | idles: leases are closed ([`Leases::is_active`]) |
-//! | token expiry ([`run_token_expiry`]) | revokes tokens (with children and leases) as they expire | idles, on the same gate |
+//! | token expiry ([`run_token_expiry`]) | revokes tokens (with children, leases and wrapped responses) as they expire | idles, on the same gate |
 //! | quota sweep | forgets rate-limit buckets of quiet clients, once a minute | runs: it touches memory only |
 //!
 //! The gate the first two wait on is opened and closed by
 //! [`super::Lifecycle`], after an unseal and before a seal.
 
-use crate::auth::TokenStore;
 use crate::barrier::Barrier;
-use crate::leases::Leases;
 use crate::quotas::Quotas;
-use crate::revocation::run_token_expiry;
+use crate::revocation::{Revoker, run_token_expiry};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,9 +21,9 @@ use std::time::Duration;
 const QUOTA_SWEEP: Duration = Duration::from_secs(60);
 
 /// Spawns every worker on the current tokio runtime.
-pub fn spawn(barrier: Arc<Barrier>, tokens: TokenStore, leases: Arc<Leases>, quotas: Arc<Quotas>) {
-    tokio::spawn(leases.clone().run_worker());
-    tokio::spawn(run_token_expiry(barrier, tokens, leases));
+pub fn spawn(barrier: Arc<Barrier>, revoker: Revoker, quotas: Arc<Quotas>) {
+    tokio::spawn(revoker.leases.clone().run_worker());
+    tokio::spawn(run_token_expiry(barrier, revoker));
     tokio::spawn(sweep_quotas(quotas));
 }
 

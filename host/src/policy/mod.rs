@@ -5,7 +5,7 @@
 //! the same pattern merge (capabilities union, `deny` overrides), and a request is
 //! decided by the single most specific pattern that matches its path, by Vault's
 //! priority rules. `root` allows everything; `default` lets a token look after
-//! itself.
+//! itself; `response-wrapping` lets a wrapping token unwrap itself.
 
 mod acl;
 mod parse;
@@ -13,4 +13,4 @@ mod store;
 
 pub use acl::{Acl, Capability, Decision};
 pub use parse::{Policy, PolicyError, parse};
-pub use store::{DEFAULT_POLICY, PolicyStore, PolicyStoreError};
+pub use store::{DEFAULT_POLICY, PolicyStore, PolicyStoreError, RESPONSE_WRAPPING_POLICY};

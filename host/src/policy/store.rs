@@ -1,4 +1,5 @@
-//! Policies in the barrier, with the built-in `root` and `default`.
+//! Policies in the barrier, with the built-in `root`, `default` and
+//! `response-wrapping`.
 
 use super::acl::Acl;
 use super::parse::{Policy, PolicyError, parse};
@@ -19,6 +20,19 @@ path "sys/capabilities-self" { capabilities = ["update"] }
 path "sys/leases/renew" { capabilities = ["update"] }
 path "sys/leases/lookup" { capabilities = ["update"] }
 path "sys/renew" { capabilities = ["update"] }
+# Wrap values, look up and unwrap response-wrapping tokens.
+path "sys/wrapping/wrap" { capabilities = ["update"] }
+path "sys/wrapping/lookup" { capabilities = ["update"] }
+path "sys/wrapping/unwrap" { capabilities = ["update"] }
+"#;
+
+/// The one policy of a response-wrapping token, as Vault names it: it may
+/// unwrap itself and do nothing else. Fixed: it cannot be written, deleted or
+/// given to a token by `auth/token/create`.
+pub const RESPONSE_WRAPPING_POLICY: &str = "response-wrapping";
+
+const RESPONSE_WRAPPING_RULES: &str = r#"
+path "sys/wrapping/unwrap" { capabilities = ["update"] }
 "#;
 
 /// Why a policy change was refused.
@@ -27,7 +41,8 @@ pub enum PolicyStoreError {
     /// The document is wrong.
     #[error(transparent)]
     Invalid(#[from] PolicyError),
-    /// `root` cannot be written or deleted; `default` cannot be deleted.
+    /// `root` and `response-wrapping` cannot be written or deleted; `default`
+    /// cannot be deleted.
     #[error("the `{0}` policy cannot be {1}")]
     BuiltIn(String, &'static str),
     /// A name that is not a valid policy name.
@@ -69,6 +84,9 @@ impl PolicyStore {
         if name == "root" {
             return Ok(Some(String::new()));
         }
+        if name == RESPONSE_WRAPPING_POLICY {
+            return Ok(Some(RESPONSE_WRAPPING_RULES.to_owned()));
+        }
         match self.barrier.get(&format!("{PREFIX}{name}")).await? {
             Some(bytes) => Ok(Some(String::from_utf8_lossy(&bytes).into_owned())),
             None if name == "default" => Ok(Some(DEFAULT_POLICY.to_owned())),
@@ -80,7 +98,7 @@ impl PolicyStore {
     pub async fn write(&self, name: &str, text: &str) -> Result<Policy, PolicyStoreError> {
         let name = name.to_ascii_lowercase();
         check_name(&name)?;
-        if name == "root" {
+        if name == "root" || name == RESPONSE_WRAPPING_POLICY {
             return Err(PolicyStoreError::BuiltIn(name, "changed"));
         }
         let policy = parse(&name, text)?;
@@ -93,14 +111,15 @@ impl PolicyStore {
     /// Deletes policy `name` (deleting an absent one is not an error).
     pub async fn delete(&self, name: &str) -> Result<(), PolicyStoreError> {
         let name = name.to_ascii_lowercase();
-        if name == "root" || name == "default" {
+        if ["root", "default", RESPONSE_WRAPPING_POLICY].contains(&name.as_str()) {
             return Err(PolicyStoreError::BuiltIn(name, "deleted"));
         }
         self.barrier.delete(&format!("{PREFIX}{name}")).await?;
         Ok(())
     }
 
-    /// Every policy name, with the built-ins.
+    /// Every policy name, with `root` and `default` (not `response-wrapping`,
+    /// which no one assigns, as in Vault).
     pub async fn list(&self) -> Result<Vec<String>, PolicyStoreError> {
         let mut names: Vec<String> = self
             .barrier
@@ -108,6 +127,7 @@ impl PolicyStore {
             .await?
             .into_iter()
             .filter_map(|key| key.strip_prefix(PREFIX).map(str::to_owned))
+            .filter(|name| name != RESPONSE_WRAPPING_POLICY)
             .collect();
         for built_in in ["default", "root"] {
             if !names.iter().any(|n| n == built_in) {
