@@ -311,6 +311,19 @@ fn an_admin_and_a_consumer_do_their_daily_work_with_bao() {
     reader.ok(&["lease", "revoke", "-sync", &lease_id]);
     assert!(!pg.psql(&user, &password, "SELECT 1").status.success());
 
+    // Wrapped: the read gives a single-use token; `bao unwrap` gives the
+    // credential once, and it logs in.
+    let wrapped = reader.json(&["read", "-wrap-ttl=60s", "-format=json", "db/creds/ro"]);
+    assert!(wrapped["data"].is_null(), "{wrapped}");
+    let wrapping_token = wrapped["wrap_info"]["token"].as_str().unwrap().to_owned();
+    let unwrapped = admin.json(&["unwrap", "-format=json", &wrapping_token]);
+    let (user, password) = (
+        unwrapped["data"]["username"].as_str().unwrap().to_owned(),
+        unwrapped["data"]["password"].as_str().unwrap().to_owned(),
+    );
+    assert_eq!(pg.query(&user, &password, "SELECT count(*) FROM items"), "1");
+    assert_ne!(admin.run(&["unwrap", &wrapping_token]).code, 0);
+
     // Revoking by prefix takes every credential of the role.
     let users: Vec<(String, String)> = (0..2)
         .map(|_| {

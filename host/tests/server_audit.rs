@@ -144,7 +144,7 @@ fn requests_are_audited_hmacd_chained_and_refused_when_no_device_writes() {
         .find(|l| l["type"] == "response" && l["request"]["path"] == "auth/token/create")
         .unwrap();
     assert!(
-        creation["response"]["data"]["auth"]["client_token"]
+        creation["response"]["auth"]["client_token"]
             .as_str()
             .unwrap()
             .starts_with("hmac-sha256:")
@@ -553,4 +553,65 @@ fn a_device_file_must_be_a_file_of_its_own() {
     assert_eq!(devices["data"].as_object().unwrap().len(), 1, "{devices}");
     let (ok, report) = verify(&server, &token);
     assert!(ok, "{report}");
+}
+
+#[test]
+fn a_credential_is_audited_where_vaults_consumers_look_for_it() {
+    let root = tempfile::tempdir().unwrap();
+    let server = Server::with_data_dir(&data_dir(&root));
+    let client = Client::new();
+    let token = server.init_and_unseal();
+    let log = root.path().join("audit.log");
+    enable_file_device(&client, &server, &token, &log);
+    let api = server.api(&token);
+    api.ok("sys/mounts/n", json!({"type": "noop"}));
+    api.ok("n/config/c", json!({"allowed_roles": "*"}));
+    api.ok("n/roles/r", json!({"db_name": "c"}));
+    let (status, issued) = api.get("n/creds/r");
+    assert_eq!(status, 200, "{issued}");
+    let lease_id = issued["lease_id"].as_str().unwrap();
+
+    let text = std::fs::read_to_string(&log).unwrap();
+    let entries: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .filter(|e: &Value| e["request"]["path"] == "n/creds/r")
+        .collect();
+    let hashed = |value: &Value| {
+        value
+            .as_str()
+            .is_some_and(|s| s.starts_with("hmac-sha256:"))
+    };
+    let (request, response) = (&entries[0], &entries[1]);
+    for entry in [request, response] {
+        let section = &entry["request"];
+        assert!(section["id"].is_string(), "{entry}");
+        assert_eq!(section["operation"], "read");
+        assert!(hashed(&section["client_token"]), "{entry}");
+        assert!(hashed(&section["client_token_accessor"]), "{entry}");
+        assert_eq!(section["remote_address"], "127.0.0.1");
+        assert_eq!(section["mount_point"], "n/");
+        assert_eq!(section["mount_type"], "noop");
+        assert!(hashed(&entry["auth"]["client_token"]), "{entry}");
+        assert!(hashed(&entry["auth"]["accessor"]), "{entry}");
+        assert_eq!(entry["auth"]["policies"], json!(["root"]));
+    }
+    assert_eq!(request["type"], "request");
+    assert_eq!(response["type"], "response");
+    // The credential's fields straight under `response.data`, HMAC'd; the
+    // lease id in clear under `response.secret`, to correlate with leases.
+    let data = &response["response"]["data"];
+    assert!(
+        hashed(&data["username"]) && hashed(&data["password"]),
+        "{response}"
+    );
+    assert_eq!(response["response"]["secret"]["lease_id"], lease_id);
+    assert_eq!(response["response"]["mount_point"], "n/");
+    assert_eq!(response["response"]["mount_type"], "noop");
+    for secret in [issued["data"]["password"].as_str().unwrap(), token.as_str()] {
+        assert!(
+            !text.contains(secret),
+            "a secret is in the audit log in clear"
+        );
+    }
 }

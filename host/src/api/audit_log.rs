@@ -58,9 +58,10 @@ fn token_of(parts: &Parts) -> String {
 fn request_section(
     parts: &Parts,
     resolved: &Resolved,
-    capability: Option<Capability>,
+    caller: Option<&Caller>,
     data: Value,
 ) -> Value {
+    let capability = caller.map(|c| c.capability);
     let remote = parts
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
@@ -71,6 +72,7 @@ fn request_section(
         "operation": operation(resolved, capability),
         "path": resolved.path,
         "client_token": token_of(parts),
+        "client_token_accessor": caller.map(|c| c.entry.accessor.as_str()).unwrap_or(""),
         "remote_address": remote,
         "query": parts.uri.query().unwrap_or(""),
         "data": data,
@@ -84,6 +86,45 @@ fn request_section(
         section["mount_point"] = json!(mount.path);
         section["mount_type"] = json!(mount.kind);
         section["mount_accessor"] = json!(mount.accessor);
+    }
+    section
+}
+
+/// The response section in Vault's shape: the answer's `data` (a credential's
+/// fields straight under it), `secret.lease_id` (kept in clear to correlate
+/// with leases), `auth`, `wrap_info` (a wrapped response: its token and
+/// accessors HMAC'd, never what it wraps, which this layer does not see) and
+/// `warnings`; plus the mount and our `status`. An answer that is not an
+/// envelope (health, seal status, metrics) is recorded whole as `data`.
+fn response_section(status: axum::http::StatusCode, resolved: &Resolved, body: Value) -> Value {
+    let mut section = json!({ "status": status.as_u16() });
+    if let Some(mount) = &resolved.mount {
+        section["mount_point"] = json!(mount.path);
+        section["mount_type"] = json!(mount.kind);
+        section["mount_accessor"] = json!(mount.accessor);
+    }
+    let Value::Object(mut body) = body else {
+        section["data"] = body;
+        return section;
+    };
+    if !body.contains_key("request_id") {
+        body.remove("errors");
+        section["data"] = Value::Object(body);
+        return section;
+    }
+    if let Some(data) = body.remove("data").filter(|d| !d.is_null()) {
+        section["data"] = data;
+    }
+    if let Some(lease_id) = body
+        .remove("lease_id")
+        .filter(|id| id.as_str().is_some_and(|s| !s.is_empty()))
+    {
+        section["secret"] = json!({ "lease_id": lease_id });
+    }
+    for field in ["auth", "wrap_info", "warnings"] {
+        if let Some(value) = body.remove(field).filter(|v| !v.is_null()) {
+            section[field] = value;
+        }
     }
     section
 }
@@ -146,13 +187,24 @@ pub async fn audit(State(state): State<AppState>, request: Request, next: Next) 
         Some(data) if !resolved.route.unauthenticated => Value::clone(&data.0),
         _ => Value::Null,
     };
-    let capability = caller.as_ref().map(|c| c.capability);
     let token = token_of(&parts);
+    // Vault's `auth` section, on the request line and the response line alike.
+    let auth = match &caller {
+        Some(c) => json!({
+            "client_token": token,
+            "accessor": c.entry.accessor,
+            "policies": c.entry.policies,
+            "token_policies": c.entry.policies,
+            "display_name": c.entry.display_name,
+            "metadata": c.entry.meta,
+        }),
+        None => json!({ "client_token": token }),
+    };
     let request_entry = object(json!({
         "type": "request",
         "time": now(),
-        "auth": { "client_token": token },
-        "request": request_section(&parts, &resolved, capability, data),
+        "auth": auth,
+        "request": request_section(&parts, &resolved, caller.as_ref(), data),
         "error": "",
     }));
     // The devices of this request: its response goes to the same ones, even if
@@ -171,34 +223,14 @@ pub async fn audit(State(state): State<AppState>, request: Request, next: Next) 
         Ok(bytes) => bytes,
         Err(err) => return ApiError::internal(err).into_response(),
     };
-    let mut data = serde_json::from_slice::<Value>(&bytes).unwrap_or(Value::Null);
-    // A wrapped response is recorded as Vault records it: its `wrap_info`
-    // (token and accessors HMAC'd, the rest in clear), never what it wraps,
-    // which this layer does not see.
-    let wrap_info = data
-        .as_object_mut()
-        .and_then(|body| body.remove("wrap_info"))
-        .filter(Value::is_object);
-    let auth = match caller {
-        Some(c) => json!({
-            "client_token": token,
-            "accessor": c.entry.accessor,
-            "policies": c.entry.policies,
-            "display_name": c.entry.display_name,
-        }),
-        None => json!({ "client_token": token }),
-    };
-    let mut response_section = json!({ "status": parts.status.as_u16(), "data": data });
-    if let Some(wrap_info) = wrap_info {
-        response_section["wrap_info"] = wrap_info;
-    }
+    let body = serde_json::from_slice::<Value>(&bytes).unwrap_or(Value::Null);
     let response_entry = object(json!({
         "type": "response",
         "time": now(),
         "auth": auth,
         "request": request_entry["request"],
-        "error": errors_of(parts.status, &response_section["data"]),
-        "response": response_section,
+        "error": errors_of(parts.status, &body),
+        "response": response_section(parts.status, &resolved, body),
     }));
     if let Err(err) =
         AuditRegistry::record_to(&devices, response_entry, resolved.route.in_clear).await

@@ -151,7 +151,11 @@ fn restore_plain(entry: &Map<String, Value>, hashed: &mut Map<String, Value>) {
                 "mount_accessor",
             ][..],
         ),
-        (&["response"][..], &["status"][..]),
+        (
+            &["response"][..],
+            &["status", "mount_point", "mount_type", "mount_accessor"][..],
+        ),
+        (&["response", "secret"][..], &["lease_id"][..]),
         (
             &["response", "wrap_info"][..],
             &["creation_time", "creation_path"][..],
