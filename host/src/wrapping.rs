@@ -204,6 +204,7 @@ impl Wrapping {
                 parent: None,
                 path: request.creation_path.clone(),
                 num_uses: 1,
+                period: 0,
             })
             .await?;
         let info = WrapInfo {

@@ -215,6 +215,13 @@ fn an_admin_and_a_consumer_do_their_daily_work_with_bao() {
     let reader_token = created["auth"]["client_token"].as_str().unwrap().to_owned();
     let orphan = admin.json(&["token", "create", "-orphan", "-ttl=10m", "-format=json"]);
     assert_eq!(orphan["auth"]["orphan"], true, "{orphan}");
+    let periodic = admin.json(&["token", "create", "-period=20m", "-format=json"]);
+    assert_eq!(periodic["auth"]["lease_duration"], 1200, "{periodic}");
+    let limited = admin.json(&["token", "create", "-use-limit=2", "-format=json"]);
+    let limited = Bao::new(&server).with_token(limited["auth"]["client_token"].as_str().unwrap());
+    limited.ok(&["token", "lookup"]);
+    limited.ok(&["token", "lookup"]);
+    assert_ne!(limited.run(&["token", "lookup"]).code, 0, "a third use");
     let looked = admin.json(&["token", "lookup", "-format=json", &reader_token]);
     assert_eq!(
         looked["data"]["policies"],
@@ -321,7 +328,10 @@ fn an_admin_and_a_consumer_do_their_daily_work_with_bao() {
         unwrapped["data"]["username"].as_str().unwrap().to_owned(),
         unwrapped["data"]["password"].as_str().unwrap().to_owned(),
     );
-    assert_eq!(pg.query(&user, &password, "SELECT count(*) FROM items"), "1");
+    assert_eq!(
+        pg.query(&user, &password, "SELECT count(*) FROM items"),
+        "1"
+    );
     assert_ne!(admin.run(&["unwrap", &wrapping_token]).code, 0);
 
     // Revoking by prefix takes every credential of the role.

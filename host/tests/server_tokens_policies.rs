@@ -346,8 +346,8 @@ fn bad_policy_and_token_requests_are_refused_and_change_nothing() {
         (
             "POST",
             "auth/token/create",
-            json!({ "num_uses": 3 }),
-            "`num_uses` is not supported",
+            json!({ "num_uses": -3 }),
+            "field `num_uses` has the wrong type",
         ),
         (
             "POST",
@@ -415,4 +415,103 @@ fn absurd_ttls_and_increments_are_refused() {
         "{reply}"
     );
     assert_eq!(api.get("sys/mounts/n").0, 404);
+}
+
+#[test]
+fn a_use_limited_token_serves_exactly_its_uses_even_to_concurrent_clients() {
+    let (api, root, _dir) = unsealed();
+    let (status, created) = api.call(
+        "POST",
+        "auth/token/create",
+        &root,
+        Some(json!({ "num_uses": 5, "ttl": "1h" })),
+    );
+    assert_eq!(status, StatusCode::OK, "{created}");
+    let limited = created["auth"]["client_token"].as_str().unwrap().to_owned();
+    // Twenty clients at once: exactly five are served.
+    let answers: Vec<StatusCode> = std::thread::scope(|scope| {
+        let calls: Vec<_> = (0..20)
+            .map(|_| {
+                let (api, limited) = (&api, &limited);
+                scope.spawn(move || api.call("GET", "auth/token/lookup-self", limited, None).0)
+            })
+            .collect();
+        calls.into_iter().map(|c| c.join().unwrap()).collect()
+    });
+    let served = answers.iter().filter(|s| **s == StatusCode::OK).count();
+    assert_eq!(served, 5, "{answers:?}");
+    assert!(
+        answers
+            .iter()
+            .all(|s| *s == StatusCode::OK || *s == StatusCode::FORBIDDEN),
+        "{answers:?}"
+    );
+    // Then it is gone altogether.
+    let (status, _) = api.call(
+        "POST",
+        "auth/token/lookup",
+        &root,
+        Some(json!({ "token": limited })),
+    );
+    assert_eq!(status, StatusCode::FORBIDDEN);
+
+    // A credential issued with a token's last use goes with the token.
+    api.call(
+        "POST",
+        "sys/mounts/n",
+        &root,
+        Some(json!({ "type": "noop" })),
+    );
+    api.call(
+        "POST",
+        "n/config/c",
+        &root,
+        Some(json!({ "allowed_roles": "*" })),
+    );
+    api.call("POST", "n/roles/r", &root, Some(json!({ "db_name": "c" })));
+    let (_, once) = api.call(
+        "POST",
+        "auth/token/create",
+        &root,
+        Some(json!({ "num_uses": 1 })),
+    );
+    let once = once["auth"]["client_token"].as_str().unwrap().to_owned();
+    let (status, issued) = api.call("GET", "n/creds/r", &once, None);
+    assert_eq!(status, StatusCode::OK, "{issued}");
+    let (status, _) = api.call(
+        "PUT",
+        "sys/leases/lookup",
+        &root,
+        Some(json!({ "lease_id": issued["lease_id"] })),
+    );
+    assert_eq!(
+        status,
+        StatusCode::BAD_REQUEST,
+        "the lease outlived its token"
+    );
+}
+
+#[test]
+fn a_periodic_token_gets_its_period_at_every_renewal() {
+    let (api, root, _dir) = unsealed();
+    let (status, created) = api.call(
+        "POST",
+        "auth/token/create",
+        &root,
+        Some(json!({ "period": "10m", "ttl": "1m" })),
+    );
+    assert_eq!(status, StatusCode::OK, "{created}");
+    assert_eq!(created["auth"]["lease_duration"], 600);
+    let periodic = created["auth"]["client_token"].as_str().unwrap().to_owned();
+    let (_, looked) = api.call("GET", "auth/token/lookup-self", &periodic, None);
+    assert_eq!(looked["data"]["period"], 600, "{looked}");
+    // Whatever increment is asked, a renewal gives the period again.
+    let (status, renewed) = api.call(
+        "POST",
+        "auth/token/renew-self",
+        &periodic,
+        Some(json!({ "increment": "5h" })),
+    );
+    assert_eq!(status, StatusCode::OK, "{renewed}");
+    assert_eq!(renewed["auth"]["lease_duration"], 600);
 }

@@ -313,7 +313,7 @@ fn a_wrapped_credential_unwraps_once_and_is_never_stored_or_audited_in_clear() {
     assert_eq!(audited["creation_path"], "web/creds/reader");
     assert_eq!(audited["creation_time"], created);
     assert_eq!(audited["ttl"], 300);
-    assert_eq!(wrapped_entry["response"]["data"]["data"], Value::Null);
+    assert_eq!(wrapped_entry["response"]["data"], Value::Null);
     // The token's HMAC is the one `sys/audit-hash` gives, so an operator can
     // tell whether a given token was used.
     let (_, hashed) = api.put("sys/audit-hash/file", json!({"input": token}));
@@ -324,7 +324,7 @@ fn a_wrapped_credential_unwraps_once_and_is_never_stored_or_audited_in_clear() {
         .expect("the unwrap is audited");
     let (_, hashed) = api.put("sys/audit-hash/file", json!({"input": password}));
     assert_eq!(
-        unwrap_entry["response"]["data"]["data"]["password"],
+        unwrap_entry["response"]["data"]["password"],
         hashed["data"]["hash"]
     );
 }

@@ -29,6 +29,7 @@ fn lookup_data(entry: &TokenEntry, id: Option<&Token>) -> Value {
         "issue_time": rfc3339(entry.creation_time),
         "meta": entry.meta,
         "num_uses": entry.num_uses,
+        "period": entry.period,
         "orphan": entry.orphan,
         "path": entry.path,
         "policies": entry.policies,
@@ -61,9 +62,9 @@ fn auth_block(token: &Token, entry: &TokenEntry) -> Value {
     })
 }
 
-/// `auth/token/create` body. Fields Vault has but leasehold does not (use limits,
-/// periodic and batch tokens, entity aliases, chosen ids) are refused when set, so
-/// a client never gets a token weaker or longer-lived than it asked for.
+/// `auth/token/create` body. Fields Vault has but leasehold does not (batch
+/// tokens, entity aliases, chosen ids) are refused when set, so a client never
+/// gets a token weaker or longer-lived than it asked for.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CreateRequest {
@@ -97,8 +98,6 @@ pub struct CreateRequest {
 
 fn refuse_unsupported(request: &CreateRequest) -> Result<(), ApiError> {
     let unsupported = [
-        ("num_uses", request.num_uses.is_some_and(|n| n > 0)),
-        ("period", request.period.is_some_and(|p| p.0 > 0)),
         (
             "entity_alias",
             request.entity_alias.as_ref().is_some_and(|a| !a.is_empty()),
@@ -213,7 +212,8 @@ async fn create_token(
             renewable: request.renewable.unwrap_or(true),
             parent: (!orphan).then(|| caller.entry.accessor.clone()),
             path: path.to_owned(),
-            num_uses: 0,
+            num_uses: request.num_uses.unwrap_or(0),
+            period: request.period.unwrap_or_default().0,
         })
         .await?;
     Ok(warnings
@@ -340,7 +340,9 @@ async fn revoke_tree(state: &AppState, token: &Token) -> Result<StatusCode, ApiE
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn revoke_accessor_tree(state: &AppState, accessor: &str) -> Result<(), ApiError> {
+/// Revokes the token with `accessor`, its descendants, their leases and
+/// what they wrap.
+pub(super) async fn revoke_accessor_tree(state: &AppState, accessor: &str) -> Result<(), ApiError> {
     use crate::revocation::{LeaseHandling, RevocationError, Revoker, revoke_token_tree};
     let revoker = Revoker {
         tokens: state.tokens.clone(),

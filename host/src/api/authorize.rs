@@ -86,8 +86,32 @@ pub async fn authorize(State(state): State<AppState>, request: Request, next: Ne
             super::routes::unsupported(&parts.method, resolved.operation).into_response()
         }
         Ok(caller) => {
+            // A use-limited token pays for the request now; after its last
+            // use it is revoked, once the request is done (as in Vault,
+            // leases that request issued go with it).
+            let last_use = if caller.entry.num_uses > 0 {
+                match state.tokens.spend_use(&caller.token).await {
+                    Ok(last) => last,
+                    Err(err) => {
+                        let refusal = unknown_token(&resolved, err);
+                        return super::audit_log::record_refused(
+                            &state, &parts, &resolved, refusal,
+                        )
+                        .await;
+                    }
+                }
+            } else {
+                false
+            };
+            let accessor = caller.entry.accessor.clone();
             parts.extensions.insert(caller);
-            next.run(Request::from_parts(parts, body)).await
+            let response = next.run(Request::from_parts(parts, body)).await;
+            if last_use
+                && let Err(err) = super::auth_token::revoke_accessor_tree(&state, &accessor).await
+            {
+                tracing::error!(error = ?err.messages(), "revoking a token after its last use failed; it expires on its own");
+            }
+            response
         }
         Err(refusal) => super::audit_log::record_refused(&state, &parts, &resolved, refusal).await,
     }
@@ -128,15 +152,25 @@ pub(super) async fn may_write_with_sudo(
         })
 }
 
+/// The refusal for a token that cannot be used: Vault's 400 on the routes that
+/// take a wrapping token as their subject, 403 elsewhere.
+fn unknown_token(resolved: &Resolved, err: TokenError) -> ApiError {
+    match err {
+        TokenError::Unknown if resolved.route.wrapping_token => {
+            crate::wrapping::WrappingError::Invalid.into()
+        }
+        TokenError::Unknown => ApiError::permission_denied(),
+        err => ApiError::internal(err),
+    }
+}
+
 async fn check(state: &AppState, parts: &Parts, resolved: &Resolved) -> Result<Caller, ApiError> {
     let token = presented(&parts.headers).ok_or_else(ApiError::permission_denied)?;
     let entry = match state.tokens.lookup(&token).await {
+        // A token whose last use was taken authorizes nothing more.
+        Ok(entry) if entry.spent => return Err(unknown_token(resolved, TokenError::Unknown)),
         Ok(entry) => entry,
-        Err(TokenError::Unknown) if resolved.route.wrapping_token => {
-            return Err(crate::wrapping::WrappingError::Invalid.into());
-        }
-        Err(TokenError::Unknown) => return Err(ApiError::permission_denied()),
-        Err(err) => return Err(ApiError::internal(err)),
+        Err(err) => return Err(unknown_token(resolved, err)),
     };
     let acl = state
         .policies

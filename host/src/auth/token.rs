@@ -86,10 +86,18 @@ pub struct TokenEntry {
     /// system maximum.
     #[serde(default)]
     pub explicit_max_ttl: u64,
-    /// How many uses it has, 0 for no limit. Only response-wrapping tokens
-    /// are limited (to one: the unwrap, which revokes them).
+    /// Uses left, 0 for no limit (Vault's `num_uses`): each authorized
+    /// request takes one, and the token is revoked after its last.
     #[serde(default)]
     pub num_uses: u64,
+    /// Its last use was taken: it authorizes nothing more (and is revoked as
+    /// soon as that last request is done).
+    #[serde(default)]
+    pub spent: bool,
+    /// A periodic token's period in seconds (0: not periodic): each renewal
+    /// gives it this long again, with no maximum but `explicit_max_ttl`.
+    #[serde(default)]
+    pub period: u64,
 }
 
 impl TokenEntry {
@@ -142,6 +150,8 @@ pub struct NewToken {
     pub path: String,
     /// Uses allowed, 0 for no limit (see [`TokenEntry::num_uses`]).
     pub num_uses: u64,
+    /// A period, 0 for none (see [`TokenEntry::period`]).
+    pub period: u64,
 }
 
 /// Tokens in the barrier.
@@ -178,6 +188,8 @@ impl TokenStore {
             parent: None,
             explicit_max_ttl: 0,
             num_uses: 0,
+            spent: false,
+            period: 0,
         };
         let token = Token::generate("hvs.");
         self.store(&token, &entry, None).await?;
@@ -225,9 +237,11 @@ impl TokenStore {
     /// The hard expiry of a token: creation plus its explicit maximum, or the
     /// system maximum.
     fn max_expiry(entry: &TokenEntry) -> u64 {
-        let cap = match entry.explicit_max_ttl {
-            0 => MAX_TTL,
-            explicit => explicit.min(MAX_TTL),
+        let cap = match (entry.explicit_max_ttl, entry.period) {
+            (0, 0) => MAX_TTL,
+            // A periodic token lives as long as it is renewed in time.
+            (0, _) => return u64::MAX,
+            (explicit, _) => explicit.min(MAX_TTL),
         };
         entry.creation_time.saturating_add(cap)
     }
@@ -249,8 +263,14 @@ impl TokenStore {
             parent: new.parent,
             explicit_max_ttl: new.explicit_max_ttl,
             num_uses: new.num_uses,
+            spent: false,
+            period: new.period,
         };
-        let ttl = if new.ttl == 0 { MAX_TTL } else { new.ttl };
+        let ttl = match (new.period, new.ttl) {
+            (0, 0) => MAX_TTL,
+            (0, ttl) => ttl,
+            (period, _) => period,
+        };
         let expire_time = now.saturating_add(ttl).min(Self::max_expiry(&entry));
         entry.ttl = expire_time - now;
         entry.expire_time = Some(expire_time);
@@ -305,7 +325,12 @@ impl TokenStore {
             return Err(TokenError::NotRenewable);
         }
         let now = unix_now();
-        let wanted = now.saturating_add(increment.filter(|i| *i > 0).unwrap_or(entry.ttl));
+        // A periodic token gets its period again, whatever was asked (Vault).
+        let wanted = if entry.period > 0 {
+            now.saturating_add(entry.period)
+        } else {
+            now.saturating_add(increment.filter(|i| *i > 0).unwrap_or(entry.ttl))
+        };
         let max = Self::max_expiry(&entry);
         let expire_time = wanted.min(max);
         let previous = entry.expire_time;
@@ -425,6 +450,26 @@ impl TokenStore {
 
     /// The entry of a live token; [`TokenError::Unknown`] for an unknown or expired
     /// one.
+    /// Takes one use of a use-limited token, for a request it authorizes.
+    /// Answers whether that was its last (the token is then revoked once the
+    /// request is done); a token with no use left is unknown. Uses are taken
+    /// one at a time, so of two requests racing for the last use, one loses.
+    pub async fn spend_use(&self, token: &Token) -> Result<bool, TokenError> {
+        let _changing = self.changes.lock().await;
+        let mut entry = self.lookup(token).await?;
+        if entry.spent {
+            return Err(TokenError::Unknown);
+        }
+        if entry.num_uses == 0 {
+            return Ok(false);
+        }
+        entry.num_uses -= 1;
+        entry.spent = entry.num_uses == 0;
+        self.store(token, &entry, entry.expire_time).await?;
+        Ok(entry.spent)
+    }
+
+    /// The token's entry (a spent one too: its last request may look itself up).
     pub async fn lookup(&self, token: &Token) -> Result<TokenEntry, TokenError> {
         let Some(bytes) = self
             .barrier
