@@ -1,52 +1,7 @@
 //! `leasehold.toml`: what the operator configures for a server.
 //!
-//! ```toml
-//! listen = "127.0.0.1:8200"
-//! data_dir = "/var/lib/leasehold"
-//! # Optional, and weaker than Shamir shares held by people: anyone who can read
-//! # this file can unseal the data directory.
-//! # unseal_key_file = "/etc/leasehold/unseal.key"
-//!
-//! # [tls]
-//! # cert_file = "/etc/leasehold/tls.crt"
-//! # key_file = "/etc/leasehold/tls.key"
-//!
-//! # Limits on what a client may hold open; the defaults are Vault's.
-//! [listener]
-//! header_read_timeout = "10s"
-//! body_read_timeout = "30s"
-//! tls_handshake_timeout = "10s"
-//! idle_timeout = "5m"
-//! max_connections = 4096
-//!
-//! [plugins]
-//! # Where `leasehold plugin register -command FILE` looks for components.
-//! # directory = "/var/lib/leasehold/plugins"
-//! memory_limit_mb = 64
-//! call_timeout_seconds = 10
-//! # Calls at once in all; `revocation_workers` of them are kept for revocations.
-//! max_instances = 128
-//! max_calls_per_mount = 64
-//! # A request waits this long for its call's turn, then gets 429.
-//! queue_timeout_seconds = 10
-//!
-//! # Directories a mount's plugin may be granted (by a sudo holder, on
-//! # `sys/grants/<mount>`): each grant must be one of these or inside one. Never
-//! # `/`, nor anything holding or inside the data, plugin or plugin-cache
-//! # directories or the directories of this file, the TLS files and the unseal
-//! # key file. Empty: no directory can be granted.
-//! [grants]
-//! directories = ["/srv/leasehold"]
-//!
-//! [leases]
-//! revocation_workers = 32
-//! revocations_per_connection = 4
-//! retry_base_seconds = 10
-//! retry_max_seconds = 1800
-//! # Keep retrying a failed revocation this long before calling it irrevocable.
-//! retry_budget_seconds = 86400
-//! irrevocable_retry_seconds = 86400
-//! ```
+//! Every setting, with its default and what it does, is in the sample
+//! `docs/leasehold.toml` (a test below parses it, so it cannot go stale).
 
 use serde::Deserialize;
 use std::net::SocketAddr;
@@ -299,5 +254,36 @@ impl ServerConfig {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The documented sample is a config this server takes, with every
+    /// section in it.
+    #[test]
+    fn the_sample_config_is_a_valid_one() {
+        let text = include_str!("../../docs/leasehold.toml");
+        let config: ServerConfig = toml::from_str(text).expect("docs/leasehold.toml parses");
+        config.check().unwrap();
+        assert_eq!(config.listen, default_listen());
+        assert_eq!(config.grants.directories, [PathBuf::from("/srv/leasehold")]);
+        assert_eq!(config.listener.idle_timeout, Duration::from_secs(300));
+        assert_eq!(config.plugins.memory_limit_mb, 64);
+        assert_eq!(config.leases.retry_budget_seconds, 86_400);
+        // The commented settings are real ones too.
+        let uncommented = text
+            .lines()
+            .map(|line| match line.strip_prefix("# ") {
+                Some(rest) if rest.contains(" = ") || rest.starts_with('[') => rest,
+                _ => line,
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        let full: ServerConfig = toml::from_str(&uncommented).expect("every setting parses");
+        assert!(full.tls.is_some() && full.unseal_key_file.is_some());
+        assert!(full.plugins.directory.is_some());
     }
 }

@@ -82,8 +82,16 @@ fn every_cli_verb_against_a_real_server() {
     let sealed = cli.run(&["status"]);
     assert_eq!(sealed.status.code(), Some(2), "status exits 2 while sealed");
     cli.ok(&["operator", "unseal", &keys[0]]);
+    // No key argument: read from stdin (a terminal would be prompted, without
+    // echo); the key never shows in what the command prints.
     let unsealed = cli.run_with_stdin(&["operator", "unseal"], &format!("{}\n", keys[2]));
-    assert!(String::from_utf8_lossy(&unsealed.stdout).contains("sealed"));
+    let printed = format!(
+        "{}{}",
+        String::from_utf8_lossy(&unsealed.stdout),
+        String::from_utf8_lossy(&unsealed.stderr)
+    );
+    assert!(printed.contains("sealed"), "{printed}");
+    assert!(!printed.contains(keys[2].as_str()), "{printed}");
     let status = cli.ok(&["status"]);
     assert!(
         status
@@ -93,6 +101,27 @@ fn every_cli_verb_against_a_real_server() {
     );
 
     cli.token = Some(init["root_token"].as_str().unwrap().to_owned());
+
+    // -field prints one value, raw.
+    let token = cli.ok(&["token", "create", "-ttl=10m", "-field=token"]);
+    assert!(
+        token.trim().starts_with("hvs.") && token.lines().count() == 1,
+        "{token}"
+    );
+    let accessor = cli.ok(&["token", "lookup", token.trim(), "-field=accessor"]);
+    assert_eq!(accessor.lines().count(), 1, "{accessor}");
+    assert_eq!(
+        cli.ok(&["read", "auth/token/lookup-self", "-field=display_name"])
+            .trim(),
+        "root"
+    );
+    assert_eq!(
+        cli.ok(&["read", "sys/seal-status", "-field=sealed"]).trim(),
+        "false"
+    );
+    let missing = cli.run(&["read", "auth/token/lookup-self", "-field=nope"]);
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("`nope`"));
 
     // policy write (file and stdin), read, list, delete.
     let policy_file = root.path().join("web.hcl");
@@ -193,6 +222,15 @@ fn every_cli_verb_against_a_real_server() {
         "secret",
         "gated",
     ]);
+    let table = cli.ok(&["plugin", "list"]);
+    let header: Vec<&str> = table.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(header, ["Name", "Type", "Version"], "{table}");
+    assert!(
+        table
+            .lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["gated", "secret", "0.1.0"]),
+        "{table}"
+    );
     let listed = cli.json(&["plugin", "list"]);
     assert!(
         listed["data"]["secret"]

@@ -29,6 +29,10 @@ struct Cli {
     /// Output format for commands that print a response.
     #[arg(long, global = true, value_enum, default_value = "table")]
     format: Format,
+    /// Prints only this field of the answer, raw (as `bao -field=NAME`): from
+    /// its data, or its auth for token commands (`token`, `token_accessor`…).
+    #[arg(long, global = true)]
+    field: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -321,7 +325,7 @@ pub fn run() -> ExitCode {
             listen,
         } => run_server(dev, config, listen),
         Command::Status => return status(format),
-        other => remote(other, &Client::from_env(), format),
+        other => remote(other, &Client::from_env(), format, cli.field.as_deref()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -438,6 +442,32 @@ fn read_input(file: &str) -> Result<String, String> {
     }
 }
 
+/// A secret typed at the terminal without echo, or one line of stdin when it
+/// is not a terminal (a script piping the key in).
+fn prompt_hidden(prompt: &str) -> Result<String, String> {
+    use rustix::termios::{LocalModes, OptionalActions, isatty, tcgetattr, tcsetattr};
+    let stdin = std::io::stdin();
+    let mut line = String::new();
+    if !isatty(&stdin) {
+        stdin
+            .read_line(&mut line)
+            .map_err(|err| format!("reading stdin: {err}"))?;
+        return Ok(line.trim().to_owned());
+    }
+    eprint!("{prompt}");
+    let saved = tcgetattr(&stdin).map_err(|err| format!("reading the terminal: {err}"))?;
+    let mut hidden = saved.clone();
+    hidden.local_modes.remove(LocalModes::ECHO);
+    tcsetattr(&stdin, OptionalActions::Now, &hidden)
+        .map_err(|err| format!("setting up the terminal: {err}"))?;
+    let read = stdin.read_line(&mut line);
+    // The echo comes back whatever happened to the read.
+    let _ = tcsetattr(&stdin, OptionalActions::Now, &saved);
+    eprintln!();
+    read.map_err(|err| format!("reading the terminal: {err}"))?;
+    Ok(line.trim().to_owned())
+}
+
 fn print_or_success(format: Format, value: &Value) {
     if value.is_null() {
         println!("Success!");
@@ -446,7 +476,12 @@ fn print_or_success(format: Format, value: &Value) {
     }
 }
 
-fn remote(command: Command, client: &Client, format: Format) -> Result<(), String> {
+fn remote(
+    command: Command,
+    client: &Client,
+    format: Format,
+    field: Option<&str>,
+) -> Result<(), String> {
     let call = |method: &str, path: &str, body: Option<Value>| {
         client
             .call(method, path, body.as_ref())
@@ -490,7 +525,7 @@ fn remote(command: Command, client: &Client, format: Format) -> Result<(), Strin
                 } else {
                     let key = match key {
                         Some(key) => key,
-                        None => read_input("-")?.trim().to_owned(),
+                        None => prompt_hidden("Unseal Key (will be hidden): ")?,
                     };
                     json!({ "key": key })
                 };
@@ -661,7 +696,14 @@ fn remote(command: Command, client: &Client, format: Format) -> Result<(), Strin
                 }
                 call("PUT", &plugin_path(&names), Some(body))?
             }
-            PluginCommand::List => call("GET", "sys/plugins/catalog", None)?,
+            PluginCommand::List => {
+                let value = call("GET", "sys/plugins/catalog", None)?;
+                if format == Format::Table && field.is_none() {
+                    output::plugin_table(&value);
+                    return Ok(());
+                }
+                value
+            }
             PluginCommand::Info { names, version } => {
                 let query = version.map(|v| format!("?version={v}")).unwrap_or_default();
                 call("GET", &format!("{}{query}", plugin_path(&names)), None)?
@@ -742,8 +784,13 @@ fn remote(command: Command, client: &Client, format: Format) -> Result<(), Strin
         Command::Delete { path } => call("DELETE", &path, None)?,
         Command::Server { .. } | Command::Status => unreachable!("handled locally"),
     };
-    print_or_success(format, &value);
-    Ok(())
+    match field {
+        Some(name) => output::field(&value, name),
+        None => {
+            print_or_success(format, &value);
+            Ok(())
+        }
+    }
 }
 
 #[cfg(test)]

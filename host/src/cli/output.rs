@@ -88,3 +88,54 @@ pub fn response(format: Format, value: &Value) {
         table(&rows);
     }
 }
+
+/// `plugin list` as `bao` prints it: a line per plugin version.
+pub fn plugin_table(catalog: &Value) {
+    let rows: Vec<[String; 3]> = catalog["data"]["detailed"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|plugin| {
+            let text = |key: &str| plugin[key].as_str().unwrap_or_default().to_owned();
+            [text("name"), text("type"), text("version")]
+        })
+        .collect();
+    let width = |column: usize, title: &str| {
+        rows.iter()
+            .map(|row| row[column].len())
+            .chain([title.len()])
+            .max()
+            .unwrap_or_default()
+    };
+    let (name, kind) = (width(0, "Name"), width(1, "Type"));
+    println!("{:<name$}    {:<kind$}    Version", "Name", "Type");
+    println!("{:<name$}    {:<kind$}    -------", "----", "----");
+    for [n, t, v] in &rows {
+        println!("{n:<name$}    {t:<kind$}    {v}");
+    }
+}
+
+/// Prints one field of an answer, raw, as `bao -field=NAME` does: looked up in
+/// its data, then its auth (where `bao` calls `client_token` `token`), then
+/// the answer itself (`lease_id`…).
+pub fn field(value: &Value, name: &str) -> Result<(), String> {
+    let auth_name = match name {
+        "token" => "client_token",
+        "token_accessor" => "accessor",
+        "token_duration" => "lease_duration",
+        "token_renewable" => "renewable",
+        "token_policies" => "policies",
+        other => other,
+    };
+    let found = [&value["data"], &value["auth"]]
+        .into_iter()
+        .zip([name, auth_name])
+        .find_map(|(section, key)| section.get(key))
+        .or_else(|| value.get(name).filter(|v| !v.is_null()));
+    match found {
+        Some(Value::String(text)) => println!("{text}"),
+        Some(other) => println!("{other}"),
+        None => return Err(format!("field `{name}` is not in the answer")),
+    }
+    Ok(())
+}
