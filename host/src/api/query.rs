@@ -22,14 +22,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Query<T> {
     }
 }
 
-/// A boolean as Go's `strconv.ParseBool` reads it.
-pub fn go_bool(text: &str) -> Option<bool> {
-    match text {
-        "1" | "t" | "T" | "true" | "TRUE" | "True" => Some(true),
-        "0" | "f" | "F" | "false" | "FALSE" | "False" => Some(false),
-        _ => None,
-    }
-}
+pub use crate::secrets::schema::go_bool;
 
 /// `#[serde(deserialize_with = "go_bool_field")]` for an `Option<bool>`.
 pub fn go_bool_field<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<bool>, D::Error> {

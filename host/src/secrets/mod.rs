@@ -525,7 +525,7 @@ impl Secrets {
                 config.insert(field, value);
             }
         }
-        schema.coerce_lists(&mut config);
+        schema.coerce(&mut config);
         // Vault's own connection settings, sent by configs written for Vault:
         // kept for a plugin that declares them, otherwise set aside, saying so.
         for field in VAULT_CONNECTION_FIELDS {
@@ -901,7 +901,7 @@ fn merge_role_fields(
         }
     }
     if let Some(schema) = schema {
-        schema.coerce_lists(&mut merged);
+        schema.coerce(&mut merged);
         reject_unknown(schema, &merged, "role")?;
         schema
             .check("role", &merged)

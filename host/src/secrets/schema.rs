@@ -12,6 +12,16 @@ pub struct ObjectSchema {
     schema: Value,
 }
 
+/// A boolean as Go's `strconv.ParseBool` reads it (as Vault's clients write
+/// booleans in query strings and `key=value` pairs).
+pub fn go_bool(text: &str) -> Option<bool> {
+    match text {
+        "1" | "t" | "T" | "true" | "TRUE" | "True" => Some(true),
+        "0" | "f" | "F" | "false" | "FALSE" | "False" => Some(false),
+        _ => None,
+    }
+}
+
 impl ObjectSchema {
     /// Parses the schema text a plugin gave in its `info`. A schema that is not
     /// JSON is treated as "any object": the plugin still validates what it reads.
@@ -48,25 +58,58 @@ impl ObjectSchema {
 
     /// Whether top-level property `name` is a list.
     pub fn is_array(&self, name: &str) -> bool {
-        let kind = self.schema.pointer(&format!("/properties/{name}/type"));
-        match kind {
-            Some(Value::String(kind)) => kind == "array",
-            Some(Value::Array(kinds)) => kinds.iter().any(|k| k == "array"),
+        self.declares(name, "array")
+    }
+
+    /// Whether property `name` may be of JSON type `kind`.
+    fn declares(&self, name: &str, kind: &str) -> bool {
+        match self.schema.pointer(&format!("/properties/{name}/type")) {
+            Some(Value::String(declared)) => declared == kind,
+            Some(Value::Array(kinds)) => kinds.iter().any(|k| k == kind),
             _ => false,
         }
     }
 
-    /// Vault's leniency for list fields: a string holding a JSON list is that
-    /// list, any other string a list of one (`creation_statements="CREATE ..."`).
-    pub fn coerce_lists(&self, value: &mut Map<String, Value>) {
+    /// Vault's leniency with text, as CLIs send every `key=value` as a string:
+    /// for a list field, a string holding a JSON list is that list and any
+    /// other string a list of one (`creation_statements="CREATE ..."`); for a
+    /// number or boolean field that takes no string, `"4"` is 4 and `"true"`
+    /// true. Anything else is left for the schema to refuse.
+    pub fn coerce(&self, value: &mut Map<String, Value>) {
         for (name, field) in value.iter_mut() {
-            if let Value::String(text) = field
-                && self.is_array(name)
-            {
+            let Value::String(text) = field else {
+                continue;
+            };
+            if self.is_array(name) {
                 *field = match serde_json::from_str::<Value>(text) {
                     Ok(list @ Value::Array(_)) => list,
                     _ => Value::Array(vec![Value::String(std::mem::take(text))]),
                 };
+                continue;
+            }
+            if self.declares(name, "string") {
+                continue;
+            }
+            let trimmed = text.trim();
+            let parsed = if self.declares(name, "integer") {
+                trimmed
+                    .parse::<i64>()
+                    .ok()
+                    .map(Value::from)
+                    .or_else(|| trimmed.parse::<u64>().ok().map(Value::from))
+            } else if self.declares(name, "number") {
+                trimmed
+                    .parse::<f64>()
+                    .ok()
+                    .and_then(serde_json::Number::from_f64)
+                    .map(Value::Number)
+            } else if self.declares(name, "boolean") {
+                go_bool(trimmed).map(Value::Bool)
+            } else {
+                None
+            };
+            if let Some(parsed) = parsed {
+                *field = parsed;
             }
         }
     }
@@ -210,14 +253,35 @@ mod tests {
                 .to_string(),
         );
         let mut value = object(json!({"statements": "CREATE ROLE x;", "name": "n"}));
-        schema.coerce_lists(&mut value);
+        schema.coerce(&mut value);
         assert_eq!(
             Value::Object(value),
             json!({"statements": ["CREATE ROLE x;"], "name": "n"})
         );
         let mut value = object(json!({"statements": "[\"a\", \"b\"]"}));
-        schema.coerce_lists(&mut value);
+        schema.coerce(&mut value);
         assert_eq!(value["statements"], json!(["a", "b"]));
+    }
+
+    #[test]
+    fn text_becomes_a_number_or_boolean_where_the_schema_wants_one() {
+        let schema = ObjectSchema::parse(
+            &json!({"properties": {
+                "cost": {"type": "integer"}, "ratio": {"type": "number"},
+                "tls": {"type": "boolean"}, "port": {"type": ["integer", "string"]},
+            }})
+            .to_string(),
+        );
+        let mut value = object(json!({"cost": "4", "ratio": "0.5", "tls": "True", "port": "5432"}));
+        schema.coerce(&mut value);
+        assert_eq!(
+            Value::Object(value),
+            json!({"cost": 4, "ratio": 0.5, "tls": true, "port": "5432"})
+        );
+        let mut value = object(json!({"cost": "four", "tls": "yes"}));
+        schema.coerce(&mut value);
+        assert_eq!(value["cost"], "four", "left for the schema to refuse");
+        assert_eq!(value["tls"], "yes");
     }
 
     #[test]
