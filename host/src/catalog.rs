@@ -234,10 +234,18 @@ impl Catalog {
 
     /// Registers the bundled plugins whose versions are not in the catalog yet.
     pub async fn register_bundled(&self) -> Result<(), CatalogError> {
-        let registered: Vec<String> = self.list().await?.into_iter().map(|e| e.sha256).collect();
+        // Bundled entries already there (under the plugin's own name, with
+        // these bytes): no need to compile them at every unseal. The same
+        // bytes under an operator's name do not count.
+        let registered: Vec<String> = self
+            .list()
+            .await?
+            .into_iter()
+            .filter(|e| e.builtin)
+            .map(|e| e.sha256)
+            .collect();
         for bytes in BUNDLED {
             let sha = sha256_hex(bytes);
-            // Already there: no need to compile it at every unseal.
             if !registered.contains(&sha) {
                 self.register(bytes, &sha, None, None, true).await?;
             }
@@ -305,11 +313,10 @@ impl Catalog {
     /// Removes `entry` (its bytes too, unless another entry has the same bytes).
     pub async fn deregister(&self, entry: &CatalogEntry) -> Result<(), CatalogError> {
         let mut ops = vec![BarrierOp::Delete(entry_key(&entry.name, &entry.version))];
-        let shared = self
-            .list()
-            .await?
-            .iter()
-            .any(|e| e.sha256 == entry.sha256 && e.version != entry.version);
+        let shared = self.list().await?.iter().any(|e| {
+            // The same bytes may be registered under several names.
+            e.sha256 == entry.sha256 && (e.name != entry.name || e.version != entry.version)
+        });
         if !shared {
             ops.push(BarrierOp::Delete(format!("{BYTES}{}", entry.sha256)));
             self.loaded

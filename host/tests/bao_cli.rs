@@ -379,6 +379,12 @@ fn an_admin_and_a_consumer_do_their_daily_work_with_bao() {
     assert_eq!(field(&info, "sha256"), Some(sha256.as_str()), "{info}");
     admin.ok(&["plugin", "deregister", "secret", "my-noop"]);
     assert!(!admin.ok(&["plugin", "list", "secret"]).contains("my-noop"));
+    // Those were the bundled noop's bytes: the bundled plugin still works.
+    admin.ok(&["secrets", "enable", "-path=n", "noop"]);
+    admin.ok(&["write", "n/config/c", "allowed_roles=*"]);
+    admin.ok(&["write", "n/roles/r", "db_name=c"]);
+    let issued = admin.json(&["read", "-format=json", "n/creds/r"]);
+    assert!(issued["lease_id"].as_str().is_some(), "{issued}");
 
     // Tear down: the engine, the audit device, the token, the policy.
     admin.ok(&["secrets", "disable", "db"]);

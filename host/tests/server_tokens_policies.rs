@@ -478,17 +478,38 @@ fn a_use_limited_token_serves_exactly_its_uses_even_to_concurrent_clients() {
     let once = once["auth"]["client_token"].as_str().unwrap().to_owned();
     let (status, issued) = api.call("GET", "n/creds/r", &once, None);
     assert_eq!(status, StatusCode::OK, "{issued}");
-    let (status, _) = api.call(
-        "PUT",
-        "sys/leases/lookup",
-        &root,
-        Some(json!({ "lease_id": issued["lease_id"] })),
-    );
-    assert_eq!(
-        status,
-        StatusCode::BAD_REQUEST,
+    let lease_id = issued["lease_id"].as_str().unwrap().to_owned();
+    assert!(lease_id.starts_with("n/creds/r/"), "{issued}");
+    let lease_gone = || {
+        api.call(
+            "PUT",
+            "sys/leases/lookup",
+            &root,
+            Some(json!({ "lease_id": lease_id })),
+        )
+        .0 == StatusCode::BAD_REQUEST
+    };
+    assert!(
+        support::eventually(std::time::Duration::from_secs(60), lease_gone),
         "the lease outlived its token"
     );
+
+    // A use-limited token cannot escape its limit through children.
+    let (_, limited) = api.call(
+        "POST",
+        "auth/token/create",
+        &root,
+        Some(json!({ "num_uses": 3 })),
+    );
+    let limited = limited["auth"]["client_token"].as_str().unwrap().to_owned();
+    for path in ["auth/token/create", "auth/token/create-orphan"] {
+        let (status, answer) = api.call("POST", path, &limited, Some(json!({})));
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{path}: {answer}");
+        assert!(
+            answer.to_string().contains("restricted use token"),
+            "{answer}"
+        );
+    }
 }
 
 #[test]
@@ -514,4 +535,20 @@ fn a_periodic_token_gets_its_period_at_every_renewal() {
     );
     assert_eq!(status, StatusCode::OK, "{renewed}");
     assert_eq!(renewed["auth"]["lease_duration"], 600);
+
+    // Only root or sudo makes a periodic token.
+    let (_, plain) = api.call(
+        "POST",
+        "auth/token/create",
+        &root,
+        Some(json!({ "policies": ["default"] })),
+    );
+    let plain = plain["auth"]["client_token"].as_str().unwrap().to_owned();
+    let (status, answer) = api.call(
+        "POST",
+        "auth/token/create",
+        &plain,
+        Some(json!({ "period": "1h" })),
+    );
+    assert!(status.is_client_error(), "{status} {answer}");
 }

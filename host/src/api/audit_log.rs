@@ -53,6 +53,18 @@ fn token_of(parts: &Parts) -> String {
         .to_owned()
 }
 
+/// The query string as name to value (a name given twice keeps its last).
+fn query_of(parts: &Parts) -> Value {
+    let pairs: Vec<(String, String)> =
+        serde_urlencoded::from_str(parts.uri.query().unwrap_or_default()).unwrap_or_default();
+    Value::Object(
+        pairs
+            .into_iter()
+            .map(|(name, value)| (name, Value::String(value)))
+            .collect(),
+    )
+}
+
 /// The request section: what was asked, where from, on which mount. `data` is
 /// the body as the handler sees it, or nothing for a refused request.
 fn request_section(
@@ -74,7 +86,9 @@ fn request_section(
         "client_token": token_of(parts),
         "client_token_accessor": caller.map(|c| c.entry.accessor.as_str()).unwrap_or(""),
         "remote_address": remote,
-        "query": parts.uri.query().unwrap_or(""),
+        // Names in clear, values HMAC'd like any data: a query may carry a
+        // token (`sys/wrapping/lookup?token=`).
+        "query": query_of(parts),
         "data": data,
     });
     if let Ok(Some(super::wrap_response::WrapTtl(ttl))) =

@@ -127,6 +127,18 @@ async fn create_token(
     path: &str,
 ) -> Result<Envelope, ApiError> {
     refuse_unsupported(&request)?;
+    // As in Vault: a use-limited token cannot escape its limit through
+    // children, and only root or sudo makes a periodic token.
+    if caller.entry.num_uses > 0 || caller.entry.spent {
+        return Err(ApiError::bad_request(
+            "restricted use token cannot generate child tokens",
+        ));
+    }
+    if request.period.is_some_and(|p| p.0 > 0) && !(caller.is_root() || caller.sudo) {
+        return Err(ApiError::bad_request(
+            "root or sudo privileges are required to create a periodic token",
+        ));
+    }
     let orphan = orphan || request.no_parent.unwrap_or(false);
     if request.no_parent == Some(true) && !(caller.is_root() || caller.sudo) {
         return Err(ApiError::bad_request(
@@ -195,6 +207,13 @@ async fn create_token(
         format!("token-{display}")
     };
     let ttl = request.ttl.unwrap_or_default().0;
+    let mut period = request.period.unwrap_or_default().0;
+    if period > MAX_TTL {
+        warnings.push(format!(
+            "period of {period}s is longer than the maximum of {MAX_TTL}s; capped"
+        ));
+        period = MAX_TTL;
+    }
     let explicit_max_ttl = request.explicit_max_ttl.unwrap_or_default().0;
     if ttl > MAX_TTL {
         warnings.push(format!(
@@ -213,7 +232,7 @@ async fn create_token(
             parent: (!orphan).then(|| caller.entry.accessor.clone()),
             path: path.to_owned(),
             num_uses: request.num_uses.unwrap_or(0),
-            period: request.period.unwrap_or_default().0,
+            period,
         })
         .await?;
     Ok(warnings
@@ -275,8 +294,17 @@ pub async fn lookup(
     JsonBody(body): JsonBody<TokenBody>,
 ) -> Result<Envelope, ApiError> {
     let token = Token::from_request(&body.token);
-    let entry = state.tokens.lookup(&token).await?;
+    let entry = live(state.tokens.lookup(&token).await?)?;
     Ok(Envelope::data(lookup_data(&entry, Some(&token))))
+}
+
+/// A token that may still be used: one whose last use was taken is, to
+/// everyone else, already gone.
+fn live(entry: TokenEntry) -> Result<TokenEntry, ApiError> {
+    if entry.spent {
+        return Err(crate::auth::TokenError::Unknown.into());
+    }
+    Ok(entry)
 }
 
 /// `POST auth/token/lookup-accessor`: never shows the token itself.
@@ -285,7 +313,7 @@ pub async fn lookup_accessor(
     _caller: Caller,
     JsonBody(body): JsonBody<AccessorBody>,
 ) -> Result<Envelope, ApiError> {
-    let entry = state.tokens.lookup_accessor(&body.accessor).await?;
+    let entry = live(state.tokens.lookup_accessor(&body.accessor).await?)?;
     Ok(Envelope::data(lookup_data(&entry, None)))
 }
 
@@ -340,9 +368,7 @@ async fn revoke_tree(state: &AppState, token: &Token) -> Result<StatusCode, ApiE
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Revokes the token with `accessor`, its descendants, their leases and
-/// what they wrap.
-pub(super) async fn revoke_accessor_tree(state: &AppState, accessor: &str) -> Result<(), ApiError> {
+async fn revoke_accessor_tree(state: &AppState, accessor: &str) -> Result<(), ApiError> {
     use crate::revocation::{LeaseHandling, RevocationError, Revoker, revoke_token_tree};
     let revoker = Revoker {
         tokens: state.tokens.clone(),

@@ -86,35 +86,58 @@ pub async fn authorize(State(state): State<AppState>, request: Request, next: Ne
             super::routes::unsupported(&parts.method, resolved.operation).into_response()
         }
         Ok(caller) => {
-            // A use-limited token pays for the request now; after its last
-            // use it is revoked, once the request is done (as in Vault,
-            // leases that request issued go with it).
-            let last_use = if caller.entry.num_uses > 0 {
-                match state.tokens.spend_use(&caller.token).await {
-                    Ok(last) => last,
-                    Err(err) => {
-                        let refusal = unknown_token(&resolved, err);
-                        return super::audit_log::record_refused(
-                            &state, &parts, &resolved, refusal,
-                        )
-                        .await;
-                    }
-                }
-            } else {
-                false
-            };
-            let accessor = caller.entry.accessor.clone();
             parts.extensions.insert(caller);
-            let response = next.run(Request::from_parts(parts, body)).await;
-            if last_use
-                && let Err(err) = super::auth_token::revoke_accessor_tree(&state, &accessor).await
-            {
-                tracing::error!(error = ?err.messages(), "revoking a token after its last use failed; it expires on its own");
-            }
-            response
+            next.run(Request::from_parts(parts, body)).await
         }
         Err(refusal) => super::audit_log::record_refused(&state, &parts, &resolved, refusal).await,
     }
+}
+
+/// Takes a use of a use-limited token, innermost, just before the handler:
+/// a request refused on the way in (its wrap header, its rate limit, its
+/// audit line) costs no use, so a single-use token is not lost to it. After
+/// the token's last use it is revoked, with its children, leases and wrapped
+/// responses, in a task of its own (a client that hangs up cannot stop it),
+/// the leases queued for the revocation worker.
+pub async fn spend_use(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let Some(caller) = request.extensions().get::<Caller>().cloned() else {
+        return next.run(request).await;
+    };
+    if caller.entry.num_uses == 0 {
+        return next.run(request).await;
+    }
+    let last = match state.tokens.spend_use(&caller.token).await {
+        Ok(last) => last,
+        Err(err) => {
+            let resolved = request.extensions().get::<Resolved>().cloned();
+            return match resolved {
+                Some(resolved) => unknown_token(&resolved, err),
+                None => ApiError::permission_denied(),
+            }
+            .into_response();
+        }
+    };
+    let response = next.run(request).await;
+    if last {
+        let revoker = crate::revocation::Revoker {
+            tokens: state.tokens.clone(),
+            leases: state.secrets.leases.clone(),
+            wrapping: state.wrapping.clone(),
+        };
+        let accessor = caller.entry.accessor.clone();
+        tokio::spawn(async move {
+            let revoked = crate::revocation::revoke_token_tree(
+                &revoker,
+                &accessor,
+                crate::revocation::LeaseHandling::Queue,
+            )
+            .await;
+            if let Err(err) = revoked {
+                tracing::error!(error = %err, "revoking a token after its last use failed; it expires on its own");
+            }
+        });
+    }
+    response
 }
 
 /// Whether the token in `headers` may write the request path `raw` (as sent,

@@ -247,12 +247,17 @@ pub fn router(state: AppState, body_read_timeout: std::time::Duration) -> Router
             let mount_routes = mount_paths::MountRoutes::new(&state);
             move |request: axum::extract::Request| mount_routes.dispatch(request)
         })
-        // Innermost first: rate limits (on the caller authorization found),
+        // Innermost first: a use of a use-limited token taken (only for a request
+        // that reaches its handler), rate limits (on the caller authorization found),
         // response wrapping (inside the audit log, which records the wrapped
         // response, never the original), the audit log (which sees the body
         // as the handler will), the body parsed once, then authorization
         // outside them, so a request without a valid token is recorded
         // without its body and costs nothing more.
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            authorize::spend_use,
+        ))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             sys_quotas::rate_limit,

@@ -145,7 +145,6 @@ fn restore_plain(entry: &Map<String, Value>, hashed: &mut Map<String, Value>) {
                 "operation",
                 "path",
                 "remote_address",
-                "query",
                 "mount_point",
                 "mount_type",
                 "mount_accessor",

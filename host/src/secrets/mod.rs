@@ -830,16 +830,28 @@ impl Secrets {
                     role.db_name
                 ))
             })?;
-        let mut role = role;
-        if !role.checked {
-            self.check_role(mount, &mut role, &connection).await?;
-            self.data.put_role(&mount.uuid, role_name, &role).await?;
-        }
         if !connection.allows(role_name) {
             return Err(invalid(format!(
                 "role `{role_name}` is not in the allowed_roles of connection `{}`",
                 role.db_name
             )));
+        }
+        let mut role = role;
+        if !role.checked {
+            let as_read = role.clone();
+            self.check_role(mount, &mut role, &connection).await?;
+            // Recorded as checked only if no one rewrote the role meanwhile
+            // (a rewrite is checked by its own first issue).
+            let current = self.data.role(&mount.uuid, role_name).await?;
+            let unchanged = |c: &Role| {
+                c.fields == as_read.fields
+                    && c.db_name == as_read.db_name
+                    && c.default_ttl == as_read.default_ttl
+                    && c.max_ttl == as_read.max_ttl
+            };
+            if current.is_some_and(|c| unchanged(&c)) {
+                self.data.put_role(&mount.uuid, role_name, &role).await?;
+            }
         }
         let target = self
             .resolver
