@@ -307,6 +307,7 @@ fn an_admin_and_a_consumer_do_their_daily_work_with_bao() {
     );
     let lookup = admin.json(&["lease", "lookup", "-format=json", &lease_id]);
     assert_eq!(lookup["data"]["id"], lease_id.as_str());
+    assert_eq!(lookup["data"]["path"], "db/creds/ro");
     let renewed = reader.json(&[
         "lease",
         "renew",

@@ -20,6 +20,8 @@ fn lease_json(entry: &LeaseEntry) -> Value {
     let now = unix_now();
     json!({
         "id": entry.lease_id,
+        // Where it was issued, as OpenBao shows it.
+        "path": format!("{}creds/{}", entry.mount_path, entry.role),
         "issue_time": rfc3339(entry.issued_at),
         "expire_time": rfc3339(entry.expire_at),
         "last_renewal": entry.last_renewal.map(rfc3339),
