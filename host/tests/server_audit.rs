@@ -47,6 +47,24 @@ fn verify(server: &Server, token: &str) -> (bool, String) {
     (output.status.success(), text)
 }
 
+/// An unsealed server with a file device at `file/` writing to `audit.log` in
+/// the temporary root; the root token.
+fn audited_server() -> (
+    tempfile::TempDir,
+    Server,
+    Client,
+    String,
+    std::path::PathBuf,
+) {
+    let root = tempfile::tempdir().unwrap();
+    let server = Server::with_data_dir(&data_dir(&root));
+    let client = Client::new();
+    let token = server.init_and_unseal();
+    let log = root.path().join("audit.log");
+    enable_file_device(&client, &server, &token, &log);
+    (root, server, client, token, log)
+}
+
 /// Enables a file device at `file/` writing to `log`.
 fn enable_file_device(client: &Client, server: &Server, token: &str, log: &std::path::Path) {
     let (status, body) = call(
@@ -457,12 +475,7 @@ fn anonymous_floods_cost_the_log_a_line_and_every_entry_is_bounded() {
 
 #[test]
 fn the_chain_holds_while_devices_change_under_dozens_of_clients() {
-    let root = tempfile::tempdir().unwrap();
-    let server = Server::with_data_dir(&data_dir(&root));
-    let client = Client::new();
-    let token = server.init_and_unseal();
-    let log = root.path().join("audit.log");
-    enable_file_device(&client, &server, &token, &log);
+    let (root, server, client, token, _log) = audited_server();
 
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let clients: Vec<_> = (0..32)
@@ -522,12 +535,7 @@ fn the_chain_holds_while_devices_change_under_dozens_of_clients() {
 
 #[test]
 fn a_device_file_must_be_a_file_of_its_own() {
-    let root = tempfile::tempdir().unwrap();
-    let server = Server::with_data_dir(&data_dir(&root));
-    let client = Client::new();
-    let token = server.init_and_unseal();
-    let log = root.path().join("audit.log");
-    enable_file_device(&client, &server, &token, &log);
+    let (root, server, client, token, log) = audited_server();
     let fifo = root.path().join("fifo");
     assert!(
         Command::new("mkfifo")
@@ -564,12 +572,7 @@ fn a_device_file_must_be_a_file_of_its_own() {
 
 #[test]
 fn a_credential_is_audited_where_vaults_consumers_look_for_it() {
-    let root = tempfile::tempdir().unwrap();
-    let server = Server::with_data_dir(&data_dir(&root));
-    let client = Client::new();
-    let token = server.init_and_unseal();
-    let log = root.path().join("audit.log");
-    enable_file_device(&client, &server, &token, &log);
+    let (_root, server, _client, token, log) = audited_server();
     let api = server.api(&token);
     api.ok("sys/mounts/n", json!({"type": "noop"}));
     api.ok("n/config/c", json!({"allowed_roles": "*"}));

@@ -369,13 +369,8 @@ async fn revoke_tree(state: &AppState, token: &Token) -> Result<StatusCode, ApiE
 }
 
 async fn revoke_accessor_tree(state: &AppState, accessor: &str) -> Result<(), ApiError> {
-    use crate::revocation::{LeaseHandling, RevocationError, Revoker, revoke_token_tree};
-    let revoker = Revoker {
-        tokens: state.tokens.clone(),
-        leases: state.secrets.leases.clone(),
-        wrapping: state.wrapping.clone(),
-    };
-    revoke_token_tree(&revoker, accessor, LeaseHandling::RevokeNow)
+    use crate::revocation::{LeaseHandling, RevocationError, revoke_token_tree};
+    revoke_token_tree(&state.revoker(), accessor, LeaseHandling::RevokeNow)
         .await
         .map_err(|err| match err {
             RevocationError::Token(err) => err.into(),

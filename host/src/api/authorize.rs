@@ -119,11 +119,7 @@ pub async fn spend_use(State(state): State<AppState>, request: Request, next: Ne
     };
     let response = next.run(request).await;
     if last {
-        let revoker = crate::revocation::Revoker {
-            tokens: state.tokens.clone(),
-            leases: state.secrets.leases.clone(),
-            wrapping: state.wrapping.clone(),
-        };
+        let revoker = state.revoker();
         let accessor = caller.entry.accessor.clone();
         tokio::spawn(async move {
             let revoked = crate::revocation::revoke_token_tree(

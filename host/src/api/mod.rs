@@ -72,6 +72,17 @@ pub struct AppState {
     pub plugin_dir: Option<std::path::PathBuf>,
 }
 
+impl AppState {
+    /// What revokes a token with its children, leases and wrapped responses.
+    pub fn revoker(&self) -> crate::revocation::Revoker {
+        crate::revocation::Revoker {
+            tokens: self.tokens.clone(),
+            leases: self.secrets.leases.clone(),
+            wrapping: self.wrapping.clone(),
+        }
+    }
+}
+
 /// Every route of the broker's own (`sys/…`, `auth/token/…`). Paths under a
 /// mount are declared by [`mount_paths::routes`].
 fn system_routes() -> Vec<Route> {
