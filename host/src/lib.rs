@@ -39,7 +39,9 @@ pub mod lifecycle;
 mod listener;
 pub mod metrics;
 mod path_prefix;
-pub mod plugin;
+/// The plugin sandbox lives in its own crate so that plugin authors can test
+/// against it without building the broker.
+pub use leasehold_runtime as plugin;
 pub mod policy;
 pub mod quotas;
 pub mod revocation;

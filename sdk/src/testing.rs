@@ -17,8 +17,8 @@
 //! plugin.revoke(&json!({"file": "users"}), &json!({}), None, &lease).unwrap();
 //! ```
 
-use leasehold_host::plugin::{CallScope, Plugin, Runtime};
-pub use leasehold_host::plugin::{
+use leasehold_runtime::{CallScope, Plugin, Runtime};
+pub use leasehold_runtime::{
     Credential, Failure, Grants, Issued, LeaseInfo, PluginError, PluginInfo, RuntimeConfig,
 };
 use secrecy::SecretString;

@@ -435,7 +435,7 @@ mod tests {
 
     #[test]
     fn a_refusal_of_policy_is_a_denial_and_not_permitted() {
-        let denials = super::super::denials::DenialLog::new("htpasswd".into(), "web/".into());
+        let denials = crate::denials::DenialLog::new("htpasswd".into(), "web/".into());
         let refused = Refusal::Owner { uid: 0, gid: 0 }.error_code(&denials, "users\nforged");
         assert!(matches!(refused, ErrorCode::NotPermitted));
         let recorded = denials.refused();
