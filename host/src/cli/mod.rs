@@ -7,6 +7,7 @@
 
 mod client;
 mod output;
+mod plugin_new;
 
 use crate::config::ServerConfig;
 use crate::server::{self, Mode};
@@ -198,16 +199,33 @@ enum AuditCommand {
 
 #[derive(Subcommand)]
 enum PluginCommand {
-    /// Registers a component: `plugin register -sha256 HEX -wasm FILE [secret] NAME`
-    /// uploads a local file; `-command FILE` names one in the server's plugin
-    /// directory instead.
+    /// Starts a plugin crate of its own from a template: provider, local test
+    /// service and harness tests that pass as generated.
+    New {
+        /// The plugin's name (lowercase letters, digits, dashes); also the crate's.
+        name: String,
+        /// What kind of target the plugin talks to.
+        #[arg(long, value_enum, default_value = "http")]
+        template: plugin_new::Template,
+        /// Where to create the crate (default: ./NAME).
+        #[arg(long)]
+        path: Option<PathBuf>,
+        /// The SDK's directory (default: the one this binary was built with).
+        #[arg(long)]
+        sdk: Option<PathBuf>,
+    },
+    /// Registers a component. `plugin register FILE.wasm` uploads a local build
+    /// under the file's name (or `-name`), computing its SHA-256;
+    /// `plugin register -sha256 HEX -wasm FILE [secret] NAME` is Vault's form, and
+    /// `-command FILE` names a file in the server's plugin directory instead.
     Register {
-        /// `[secret|database] NAME`.
+        /// `FILE.wasm`, or `[secret|database] NAME`.
         #[arg(required = true, num_args = 1..=2)]
         names: Vec<String>,
-        /// SHA-256 of the component, hex; the server refuses other bytes.
+        /// SHA-256 of the component, hex; the server refuses other bytes. Computed
+        /// from an uploaded file when not given.
         #[arg(long)]
-        sha256: String,
+        sha256: Option<String>,
         /// A local `.wasm` file to upload.
         #[arg(long, conflicts_with = "command")]
         wasm: Option<PathBuf>,
@@ -217,6 +235,10 @@ enum PluginCommand {
         /// The version the component must report.
         #[arg(long)]
         version: Option<String>,
+        /// The name to register a `FILE.wasm` under (default: the file's stem,
+        /// `_` as `-`).
+        #[arg(long)]
+        name: Option<String>,
     },
     /// Lists registered plugins and versions.
     List,
@@ -674,27 +696,98 @@ fn remote(
             }
         },
         Command::Plugin { command } => match command {
+            PluginCommand::New {
+                name,
+                template,
+                path,
+                sdk,
+            } => {
+                let dir = path.unwrap_or_else(|| PathBuf::from(&name));
+                print!(
+                    "{}",
+                    plugin_new::create(&name, template, &dir, sdk.as_deref())?
+                );
+                return Ok(());
+            }
             PluginCommand::Register {
-                names,
+                mut names,
                 sha256,
-                wasm,
+                mut wasm,
                 command,
                 version,
+                name,
             } => {
-                let mut body = json!({ "sha256": sha256, "version": version });
-                match (wasm, command) {
+                // `register FILE.wasm`: the file is the upload, named after itself.
+                let lone_file = match names.as_slice() {
+                    [file] if wasm.is_none() && command.is_none() && file.ends_with(".wasm") => {
+                        Some(PathBuf::from(file))
+                    }
+                    _ => None,
+                };
+                if let Some(file) = lone_file {
+                    let stem = file.file_stem().unwrap_or_default().to_string_lossy();
+                    names = vec![name.clone().unwrap_or_else(|| stem.replace('_', "-"))];
+                    wasm = Some(file);
+                } else if name.is_some() {
+                    return Err("-name goes with `register FILE.wasm`; otherwise name the plugin after its type".into());
+                }
+                let mut body = json!({ "version": version });
+                let uploaded_sha256 = match (wasm, command) {
                     (Some(file), _) => {
                         let bytes = std::fs::read(&file)
                             .map_err(|err| format!("reading {}: {err}", file.display()))?;
+                        let digest = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes));
+                        if sha256
+                            .as_ref()
+                            .is_some_and(|given| !given.eq_ignore_ascii_case(&digest))
+                        {
+                            return Err(format!(
+                                "{} has SHA-256 {digest}, not the one given with -sha256",
+                                file.display()
+                            ));
+                        }
                         body["wasm"] = json!(base64::Engine::encode(
                             &base64::engine::general_purpose::STANDARD,
                             bytes
                         ));
+                        digest
                     }
-                    (None, Some(command)) => body["command"] = json!(command),
-                    (None, None) => return Err("give -wasm FILE or -command NAME".into()),
+                    (None, Some(command)) => {
+                        body["command"] = json!(command);
+                        sha256
+                            .clone()
+                            .ok_or("-command needs -sha256: the server refuses other bytes")?
+                    }
+                    (None, None) => {
+                        return Err("give FILE.wasm, -wasm FILE or -command NAME".into());
+                    }
+                };
+                body["sha256"] = json!(uploaded_sha256);
+                let answer = call("PUT", &plugin_path(&names), Some(body))?;
+                if format == Format::Table && field.is_none() {
+                    // The latest version is shown unless asked; find the one just sent.
+                    let mut info = call("GET", &plugin_path(&names), None)?;
+                    let versions = info["data"]["versions"]
+                        .as_array()
+                        .cloned()
+                        .unwrap_or_default();
+                    for version in versions.iter().filter_map(Value::as_str) {
+                        if info["data"]["sha256"] == json!(uploaded_sha256) {
+                            break;
+                        }
+                        info = call(
+                            "GET",
+                            &format!("{}?version={version}", plugin_path(&names)),
+                            None,
+                        )?;
+                    }
+                    print!(
+                        "{}",
+                        output::registered(&names, &info["data"], &uploaded_sha256)
+                    );
+                    return Ok(());
                 }
-                call("PUT", &plugin_path(&names), Some(body))?
+                answer
             }
             PluginCommand::List => {
                 let value = call("GET", "sys/plugins/catalog", None)?;

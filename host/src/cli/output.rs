@@ -139,3 +139,36 @@ pub fn field(value: &Value, name: &str) -> Result<(), String> {
     }
     Ok(())
 }
+
+/// What `plugin register FILE.wasm` prints: what was registered, and the
+/// commands that take it to a first credential.
+pub fn registered(names: &[String], data: &Value, sha256: &str) -> String {
+    let name = names.last().map(String::as_str).unwrap_or_default();
+    let fields = |schema: &str| {
+        let names: Vec<&str> = data[schema]["properties"]
+            .as_object()
+            .into_iter()
+            .flat_map(|props| props.keys().map(String::as_str))
+            .collect();
+        if names.is_empty() {
+            String::new()
+        } else {
+            format!("{}=…", names.join("=… "))
+        }
+    };
+    format!(
+        "Registered plugin `{name}` version {version}\n\
+         SHA-256: {sha256}\n\
+         \n\
+         Next, mount it, grant it what it may reach, and issue a credential:\n\
+         \x20 leasehold secrets enable -path={name} {name}\n\
+         \x20 leasehold write sys/grants/{name} allowed_origins=http://HOST:PORT   # an HTTP target\n\
+         \x20 leasehold write sys/grants/{name} allowed_hosts=HOST:PORT            # a TCP target\n\
+         \x20 leasehold write {name}/config/main {config} allowed_roles=ROLE\n\
+         \x20 leasehold write {name}/roles/ROLE db_name=main {role}\n\
+         \x20 leasehold read {name}/creds/ROLE\n",
+        version = data["version"].as_str().unwrap_or("?"),
+        config = fields("config_schema"),
+        role = fields("role_schema"),
+    )
+}
