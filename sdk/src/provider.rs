@@ -3,6 +3,7 @@
 use crate::bindings::leasehold::provider::types::{
     Error as WitError, Issued as WitIssued, LeaseInfo, PluginInfo,
 };
+use crate::error::Call;
 use crate::{Error, Issued, Lease, Result};
 use schemars::JsonSchema;
 use serde::Serialize;
@@ -44,7 +45,9 @@ pub trait Provider {
 
     /// Creates a credential for `lease`. Everything created must be found again from
     /// the lease alone (use [`Lease::username`]), since a revoke after a crash has no
-    /// handle.
+    /// handle. Return [`Error::Uncertain`] (an HTTP request that broke after it
+    /// went out does, through `?`) when the target may have acted although the
+    /// call failed.
     fn create(config: &Self::Config, role: &Self::Role, lease: &Lease) -> Result<Issued>;
 
     /// Extends the credential to `lease.expires_at()`.
@@ -139,7 +142,7 @@ pub mod adapter {
             let role: Option<P::Role> = role.as_deref().map(|r| parse("role", r)).transpose()?;
             P::validate(&config, role.as_ref())
         };
-        run().map_err(Into::into)
+        run().map_err(|err| err.into_wit(Call::Validate))
     }
 
     pub fn create<P: Provider>(
@@ -152,7 +155,9 @@ pub mod adapter {
             let role: P::Role = parse("role", &role)?;
             P::create(&config, &role, &Lease::new(lease))
         };
-        run().map(Into::into).map_err(Into::into)
+        run()
+            .map(Into::into)
+            .map_err(|err| err.into_wit(Call::Create))
     }
 
     pub fn renew<P: Provider>(
@@ -166,7 +171,7 @@ pub mod adapter {
             let role: P::Role = parse("role", &role)?;
             P::renew(&config, &role, &handle, &Lease::new(lease))
         };
-        run().map_err(Into::into)
+        run().map_err(|err| err.into_wit(Call::Renew))
     }
 
     pub fn revoke<P: Provider>(
@@ -180,7 +185,7 @@ pub mod adapter {
             let role: P::Role = parse("role", &role)?;
             P::revoke(&config, &role, handle.as_deref(), &Lease::new(lease))
         };
-        run().map_err(Into::into)
+        run().map_err(|err| err.into_wit(Call::Revoke))
     }
 
     pub fn rotate_root<P: Provider>(config: String) -> Result<String, WitError> {
@@ -191,6 +196,6 @@ pub mod adapter {
                 Error::internal(format!("the rotated config does not serialize: {err}"))
             })
         };
-        run().map_err(Into::into)
+        run().map_err(|err| err.into_wit(Call::RotateRoot))
     }
 }
