@@ -33,7 +33,7 @@
 //!     type Role = Role;
 //!
 //!     fn create(cfg: &Config, role: &Role, lease: &Lease) -> Result<Issued> {
-//!         let (user, password) = (lease.username(32), generate_password(24));
+//!         let (user, password) = (lease.username(), generate_password(24));
 //!         let mut users = fs::read_to_string(&cfg.file).unwrap_or_default();
 //!         users.push_str(&format!("{user}:{}\n", role.group));
 //!         fs::write(&cfg.file, users)?;
@@ -41,7 +41,7 @@
 //!     }
 //!
 //!     fn revoke(cfg: &Config, _: &Role, handle: Option<&str>, lease: &Lease) -> Result<()> {
-//!         let user = handle.map(str::to_owned).unwrap_or_else(|| lease.username(32));
+//!         let user = lease.handle_or_username(handle);
 //!         let users = fs::read_to_string(&cfg.file).unwrap_or_default();
 //!         let kept: String = users
 //!             .lines()
@@ -85,7 +85,7 @@ pub mod testing;
 
 pub use error::{Error, Result};
 pub use issued::Issued;
-pub use lease::Lease;
+pub use lease::{DEFAULT_MAX_USERNAME_LENGTH, Lease};
 pub use password::{MIN_PASSWORD_LENGTH, PasswordPolicy, generate_password};
 pub use provider::Provider;
 pub use secret::Secret;

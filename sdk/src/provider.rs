@@ -19,8 +19,11 @@ pub trait Provider {
     const NAME: &'static str;
     /// One sentence for operators.
     const DESCRIPTION: &'static str;
-    /// The longest username the target accepts.
-    const MAX_USERNAME_LENGTH: u32 = 64;
+    /// The longest username the target accepts, in bytes. Every [`Lease`] the
+    /// plugin gets carries it, so [`Lease::username`] gives the same name in
+    /// `create`, `renew` and a `revoke` without a handle. Changing it changes
+    /// the names of leases already issued: keep it once a plugin is in use.
+    const MAX_USERNAME_LENGTH: u32 = crate::lease::DEFAULT_MAX_USERNAME_LENGTH;
     /// Whether [`Provider::renew`] does something on the target.
     const CAN_RENEW: bool = false;
     /// Whether [`Provider::rotate_root`] is implemented.
@@ -57,7 +60,8 @@ pub trait Provider {
     }
 
     /// Removes the credential. Revoking what is already gone is success; with no
-    /// handle, remove what `create` would have made for this lease.
+    /// handle, remove what `create` would have made for this lease
+    /// ([`Lease::handle_or_username`]).
     fn revoke(
         config: &Self::Config,
         role: &Self::Role,
@@ -153,7 +157,7 @@ pub mod adapter {
         let run = || {
             let config: P::Config = parse("config", &config)?;
             let role: P::Role = parse("role", &role)?;
-            P::create(&config, &role, &Lease::new(lease))
+            P::create(&config, &role, &Lease::for_provider::<P>(lease))
         };
         run()
             .map(Into::into)
@@ -169,7 +173,7 @@ pub mod adapter {
         let run = || {
             let config: P::Config = parse("config", &config)?;
             let role: P::Role = parse("role", &role)?;
-            P::renew(&config, &role, &handle, &Lease::new(lease))
+            P::renew(&config, &role, &handle, &Lease::for_provider::<P>(lease))
         };
         run().map_err(|err| err.into_wit(Call::Renew))
     }
@@ -183,7 +187,12 @@ pub mod adapter {
         let run = || {
             let config: P::Config = parse("config", &config)?;
             let role: P::Role = parse("role", &role)?;
-            P::revoke(&config, &role, handle.as_deref(), &Lease::new(lease))
+            P::revoke(
+                &config,
+                &role,
+                handle.as_deref(),
+                &Lease::for_provider::<P>(lease),
+            )
         };
         run().map_err(|err| err.into_wit(Call::Revoke))
     }
