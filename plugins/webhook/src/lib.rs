@@ -38,7 +38,6 @@
 //! credential would cross the network in clear text.
 
 use hmac::{Hmac, Mac};
-use leasehold_sdk::http;
 use leasehold_sdk::prelude::*;
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
