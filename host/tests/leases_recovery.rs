@@ -7,24 +7,14 @@
 
 mod support;
 
-use base64::Engine as _;
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 use std::path::Path;
 use std::time::Duration;
 use support::{Api, Server, eventually};
 
 /// Registers the gated plugin by upload and mounts it at `files/`.
 fn mount_gated(api: &Api) {
-    let bytes = leasehold_plugin_artifacts::read(leasehold_plugin_artifacts::GATED);
-    api.ok(
-        "sys/plugins/catalog/secret/gated",
-        json!({
-            "sha256": hex::encode(Sha256::digest(&bytes)),
-            "wasm": base64::engine::general_purpose::STANDARD.encode(&bytes),
-        }),
-    );
-    api.ok("sys/mounts/files", json!({"type": "gated"}));
+    api.mount_plugin("gated", leasehold_plugin_artifacts::GATED, "files");
 }
 
 /// A connection `name` on `dir` and a role `name` with `ttl`.

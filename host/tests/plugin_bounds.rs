@@ -5,10 +5,8 @@
 
 mod support;
 
-use base64::Engine as _;
 use leasehold_test_support::Tarpit;
 use serde_json::json;
-use sha2::{Digest, Sha256};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
@@ -22,15 +20,7 @@ fn a_hostile_plugin_cannot_exhaust_descriptors_logs_or_memory() {
     let server = Server::with_data_dir(&support::data_dir(&root));
     let token = server.init_and_unseal();
     let api = server.api(&token);
-    let hostile = leasehold_plugin_artifacts::read(leasehold_plugin_artifacts::HOSTILE);
-    api.ok(
-        "sys/plugins/catalog/secret/hostile",
-        json!({
-            "sha256": hex::encode(Sha256::digest(&hostile)),
-            "wasm": base64::engine::general_purpose::STANDARD.encode(&hostile),
-        }),
-    );
-    api.ok("sys/mounts/h", json!({"type": "hostile"}));
+    api.mount_plugin("hostile", leasehold_plugin_artifacts::HOSTILE, "h");
     api.grant("h", json!({"allowed_hosts": [target]}));
     api.ok(
         "h/config/c",

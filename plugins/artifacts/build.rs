@@ -18,6 +18,7 @@ const COMPONENTS: &[(&str, &str)] = &[
     ("POSTGRES", "leasehold-plugin-postgres"),
     ("GATED", "leasehold-fixture-gated"),
     ("HOSTILE", "leasehold-fixture-hostile"),
+    ("INVENTORY", "leasehold-fixture-inventory"),
     ("WRONG_WORLD", "leasehold-fixture-wrong-world"),
 ];
 

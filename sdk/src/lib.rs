@@ -6,54 +6,73 @@
 //! broker's sandbox, which grants it only the directory, hosts and HTTP origins the
 //! operator named for its mount.
 //!
-//! This complete plugin keeps users in a file inside its granted directory:
+//! This complete plugin gives out users of an in-house HTTP service (the
+//! inventory's user API):
 //!
 //! ```
 //! use leasehold_sdk::prelude::*;
-//! use std::fs;
 //!
 //! #[derive(Serialize, Deserialize, JsonSchema)]
 //! struct Config {
-//!     /// The users file, relative to the granted directory.
-//!     file: String,
+//!     /// The service, such as `http://inventory.internal:8080`.
+//!     url: String,
+//!     /// Its admin API key.
+//!     api_key: Secret,
 //! }
 //!
 //! #[derive(Deserialize, JsonSchema)]
 //! struct Role {
-//!     /// The group new users join.
-//!     group: String,
+//!     /// Groups the user joins.
+//!     groups: Vec<String>,
 //! }
 //!
-//! struct UsersFile;
+//! struct Inventory;
 //!
-//! impl Provider for UsersFile {
-//!     const NAME: &'static str = "users-file";
-//!     const DESCRIPTION: &'static str = "Users as lines in a text file";
+//! impl Provider for Inventory {
+//!     const NAME: &'static str = "inventory";
+//!     const DESCRIPTION: &'static str = "Users of the inventory service";
+//!     const MAX_USERNAME_LENGTH: u32 = 32;
 //!     type Config = Config;
 //!     type Role = Role;
 //!
+//!     fn validate(cfg: &Config, _: Option<&Role>) -> Result<()> {
+//!         let users = http::get(format!("{}/api/users", cfg.url));
+//!         users.bearer(cfg.api_key.expose()).send()?.success().map(drop)
+//!     }
+//!
 //!     fn create(cfg: &Config, role: &Role, lease: &Lease) -> Result<Issued> {
-//!         let (user, password) = (lease.username(32), generate_password(24));
-//!         let mut users = fs::read_to_string(&cfg.file).unwrap_or_default();
-//!         users.push_str(&format!("{user}:{}\n", role.group));
-//!         fs::write(&cfg.file, users)?;
+//!         let (user, password) = (lease.username(), generate_password(24));
+//!         http::post(format!("{}/api/users", cfg.url))
+//!             .bearer(cfg.api_key.expose())
+//!             .json(&json!({ "name": user, "password": password, "groups": role.groups }))
+//!             .send()?
+//!             .success()?;
 //!         Ok(Issued::new(&user).field("username", &user).secret("password", password))
 //!     }
 //!
 //!     fn revoke(cfg: &Config, _: &Role, handle: Option<&str>, lease: &Lease) -> Result<()> {
-//!         let user = handle.map(str::to_owned).unwrap_or_else(|| lease.username(32));
-//!         let users = fs::read_to_string(&cfg.file).unwrap_or_default();
-//!         let kept: String = users
-//!             .lines()
-//!             .filter(|line| line.split(':').next() != Some(user.as_str()))
-//!             .map(|line| format!("{line}\n"))
-//!             .collect();
-//!         Ok(fs::write(&cfg.file, kept)?)
+//!         let user = lease.handle_or_username(handle);
+//!         http::delete(format!("{}/api/users/{user}", cfg.url))
+//!             .bearer(cfg.api_key.expose())
+//!             .send()?
+//!             .success_or_not_found()
 //!     }
 //! }
 //!
-//! export_provider!(UsersFile);
+//! export_provider!(Inventory);
 //! ```
+//!
+//! What the SDK does for it:
+//! - [`Lease::username`] derives the user's name from the lease, at most
+//!   [`Provider::MAX_USERNAME_LENGTH`] bytes, the same in `create` and in a
+//!   `revoke` that has no handle (recovery after a crash);
+//! - [`http`] frames every body with `Content-Length` (no chunked bodies, which
+//!   small services often cannot read), and a request that fails says why in
+//!   words; `?` makes it the error the broker acts on: a service that could not
+//!   be reached is retried, and a `create` whose request may have reached the
+//!   service before the connection broke is revoked by the broker;
+//! - the config's and role's JSON Schemas come from the types, and
+//!   [`Secret`] fields are never shown back or logged.
 //!
 //! The plugin crate depends on `leasehold-sdk`, `serde` and `schemars` (their
 //! derives name those crates). Build it with
@@ -65,7 +84,8 @@
 //!   recording a lease and learning the handle leaves only the lease, and recovery
 //!   calls `revoke(None)`. Derive names from the lease with [`Lease::username`].
 //! - Errors say what went wrong and never contain a secret. [`Error::Unavailable`] is
-//!   the one the broker retries.
+//!   the one the broker retries; [`Error::Uncertain`] says the target may have
+//!   acted although the call failed.
 //! - Secrets in config are [`Secret`]s; credentials' secret fields go through
 //!   [`Issued::secret`].
 
@@ -85,7 +105,7 @@ pub mod testing;
 
 pub use error::{Error, Result};
 pub use issued::Issued;
-pub use lease::Lease;
+pub use lease::{DEFAULT_MAX_USERNAME_LENGTH, Lease};
 pub use password::{MIN_PASSWORD_LENGTH, PasswordPolicy, generate_password};
 pub use provider::Provider;
 pub use secret::Secret;
@@ -93,7 +113,7 @@ pub use secret::Secret;
 /// Everything a plugin usually needs, in one import.
 pub mod prelude {
     pub use crate::{
-        Error, Issued, Lease, Provider, Result, Secret, export_provider, generate_password,
+        Error, Issued, Lease, Provider, Result, Secret, export_provider, generate_password, http,
     };
     pub use schemars::JsonSchema;
     pub use serde::{Deserialize, Serialize};

@@ -3,6 +3,7 @@
 use crate::bindings::leasehold::provider::types::{
     Error as WitError, Issued as WitIssued, LeaseInfo, PluginInfo,
 };
+use crate::error::Call;
 use crate::{Error, Issued, Lease, Result};
 use schemars::JsonSchema;
 use serde::Serialize;
@@ -18,8 +19,11 @@ pub trait Provider {
     const NAME: &'static str;
     /// One sentence for operators.
     const DESCRIPTION: &'static str;
-    /// The longest username the target accepts.
-    const MAX_USERNAME_LENGTH: u32 = 64;
+    /// The longest username the target accepts, in bytes. Every [`Lease`] the
+    /// plugin gets carries it, so [`Lease::username`] gives the same name in
+    /// `create`, `renew` and a `revoke` without a handle. Changing it changes
+    /// the names of leases already issued: keep it once a plugin is in use.
+    const MAX_USERNAME_LENGTH: u32 = crate::lease::DEFAULT_MAX_USERNAME_LENGTH;
     /// Whether [`Provider::renew`] does something on the target.
     const CAN_RENEW: bool = false;
     /// Whether [`Provider::rotate_root`] is implemented.
@@ -44,7 +48,9 @@ pub trait Provider {
 
     /// Creates a credential for `lease`. Everything created must be found again from
     /// the lease alone (use [`Lease::username`]), since a revoke after a crash has no
-    /// handle.
+    /// handle. Return [`Error::Uncertain`] (an HTTP request that broke after it
+    /// went out does, through `?`) when the target may have acted although the
+    /// call failed.
     fn create(config: &Self::Config, role: &Self::Role, lease: &Lease) -> Result<Issued>;
 
     /// Extends the credential to `lease.expires_at()`.
@@ -54,7 +60,8 @@ pub trait Provider {
     }
 
     /// Removes the credential. Revoking what is already gone is success; with no
-    /// handle, remove what `create` would have made for this lease.
+    /// handle, remove what `create` would have made for this lease
+    /// ([`Lease::handle_or_username`]).
     fn revoke(
         config: &Self::Config,
         role: &Self::Role,
@@ -139,7 +146,7 @@ pub mod adapter {
             let role: Option<P::Role> = role.as_deref().map(|r| parse("role", r)).transpose()?;
             P::validate(&config, role.as_ref())
         };
-        run().map_err(Into::into)
+        run().map_err(|err| err.into_wit(Call::Validate))
     }
 
     pub fn create<P: Provider>(
@@ -150,9 +157,11 @@ pub mod adapter {
         let run = || {
             let config: P::Config = parse("config", &config)?;
             let role: P::Role = parse("role", &role)?;
-            P::create(&config, &role, &Lease::new(lease))
+            P::create(&config, &role, &Lease::for_provider::<P>(lease))
         };
-        run().map(Into::into).map_err(Into::into)
+        run()
+            .map(Into::into)
+            .map_err(|err| err.into_wit(Call::Create))
     }
 
     pub fn renew<P: Provider>(
@@ -164,9 +173,9 @@ pub mod adapter {
         let run = || {
             let config: P::Config = parse("config", &config)?;
             let role: P::Role = parse("role", &role)?;
-            P::renew(&config, &role, &handle, &Lease::new(lease))
+            P::renew(&config, &role, &handle, &Lease::for_provider::<P>(lease))
         };
-        run().map_err(Into::into)
+        run().map_err(|err| err.into_wit(Call::Renew))
     }
 
     pub fn revoke<P: Provider>(
@@ -178,9 +187,14 @@ pub mod adapter {
         let run = || {
             let config: P::Config = parse("config", &config)?;
             let role: P::Role = parse("role", &role)?;
-            P::revoke(&config, &role, handle.as_deref(), &Lease::new(lease))
+            P::revoke(
+                &config,
+                &role,
+                handle.as_deref(),
+                &Lease::for_provider::<P>(lease),
+            )
         };
-        run().map_err(Into::into)
+        run().map_err(|err| err.into_wit(Call::Revoke))
     }
 
     pub fn rotate_root<P: Provider>(config: String) -> Result<String, WitError> {
@@ -191,6 +205,6 @@ pub mod adapter {
                 Error::internal(format!("the rotated config does not serialize: {err}"))
             })
         };
-        run().map_err(Into::into)
+        run().map_err(|err| err.into_wit(Call::RotateRoot))
     }
 }

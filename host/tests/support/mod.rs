@@ -250,6 +250,26 @@ impl Api {
         assert_eq!(status, 200, "granting on {mount}: {body}");
     }
 
+    /// Registers the component at `path` (one of `leasehold_plugin_artifacts`'
+    /// paths) in the catalog as `name`, by upload with its sha256, and mounts
+    /// it at `mount`.
+    pub fn mount_plugin(&self, name: &str, path: &str, mount: &str) {
+        use base64::Engine as _;
+        use sha2::Digest as _;
+        let bytes = leasehold_plugin_artifacts::read(path);
+        self.ok(
+            &format!("sys/plugins/catalog/secret/{name}"),
+            serde_json::json!({
+                "sha256": hex::encode(sha2::Sha256::digest(&bytes)),
+                "wasm": base64::engine::general_purpose::STANDARD.encode(&bytes),
+            }),
+        );
+        self.ok(
+            &format!("sys/mounts/{mount}"),
+            serde_json::json!({"type": name}),
+        );
+    }
+
     /// `PUT` that must answer 2xx.
     pub fn ok(&self, path: &str, body: serde_json::Value) -> serde_json::Value {
         let (status, reply) = self.put(path, body);

@@ -133,7 +133,7 @@ impl Provider for Htpasswd {
 
     fn create(config: &Config, _: &Role, lease: &Lease) -> Result<Issued> {
         let path = config.path()?;
-        let user = lease.username(MAX_USERNAME as usize);
+        let user = lease.username();
         let password = generate_password(24);
         let hash = bcrypt::hash_with_result(&password, config.cost()?)
             .map_err(|err| Error::internal(format!("bcrypt failed: {err}")))?
@@ -154,8 +154,8 @@ impl Provider for Htpasswd {
 
     fn revoke(config: &Config, _: &Role, handle: Option<&str>, lease: &Lease) -> Result<()> {
         let path = config.path()?;
-        let derived = lease.username(MAX_USERNAME as usize);
-        let user = handle.unwrap_or(&derived);
+        let user = lease.handle_or_username(handle);
+        let user = user.as_str();
 
         let _lock = FileLock::acquire(path)?;
         let mut lines = read_lines(path)?;

@@ -28,7 +28,7 @@ impl Provider for Noop {
     type Role = Role;
 
     fn create(_: &Config, _: &Role, lease: &Lease) -> Result<Issued> {
-        let user = lease.username(64);
+        let user = lease.username();
         Ok(Issued::new(&user)
             .field("username", &user)
             .secret("password", generate_password(24)))

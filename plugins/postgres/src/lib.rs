@@ -136,7 +136,7 @@ impl Config {
     fn role_name(&self, lease: &Lease) -> Result<String> {
         match &self.username_template {
             Some(template) => names::from_template(template, lease, MAX_NAME),
-            None => Ok(lease.username(MAX_NAME)),
+            None => Ok(lease.username()),
         }
     }
 }
@@ -388,7 +388,7 @@ mod tests {
     #[test]
     fn two_leases_never_share_a_role_name() {
         let lease = |id: &str| {
-            Lease::new(LeaseInfo {
+            Lease::for_provider::<Postgres>(LeaseInfo {
                 lease_id: id.into(),
                 mount: "db".into(),
                 role: "a-role-name-far-longer-than-any-identifier-".repeat(4),

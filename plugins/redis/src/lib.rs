@@ -13,7 +13,7 @@ use connection::Connection;
 use leasehold_sdk::prelude::*;
 
 /// Longest username this plugin makes.
-const MAX_USERNAME: usize = 64;
+const MAX_USERNAME: u32 = 64;
 
 /// How to reach Redis and as whom.
 #[derive(Serialize, Deserialize, JsonSchema)]
@@ -86,7 +86,7 @@ struct Redis;
 impl Provider for Redis {
     const NAME: &'static str = "redis";
     const DESCRIPTION: &'static str = "Redis 6+/7 ACL users";
-    const MAX_USERNAME_LENGTH: u32 = MAX_USERNAME as u32;
+    const MAX_USERNAME_LENGTH: u32 = MAX_USERNAME;
     const CAN_ROTATE_ROOT: bool = true;
 
     type Config = Config;
@@ -103,7 +103,7 @@ impl Provider for Redis {
 
     fn create(config: &Config, role: &Role, lease: &Lease) -> Result<Issued> {
         role.check()?;
-        let user = lease.username(MAX_USERNAME);
+        let user = lease.username();
         let password = generate_password(32);
         let secret = format!(">{password}");
         let mut command = vec!["ACL", "SETUSER", &user, "reset", "on", &secret];
@@ -143,8 +143,8 @@ impl Provider for Redis {
     }
 
     fn revoke(config: &Config, _: &Role, handle: Option<&str>, lease: &Lease) -> Result<()> {
-        let derived = lease.username(MAX_USERNAME);
-        let user = handle.unwrap_or(&derived);
+        let user = lease.handle_or_username(handle);
+        let user = user.as_str();
         let mut connection = config.connect()?;
         match connection.command(&["CLIENT", "KILL", "USER", user]) {
             // Redis answers an error for a user that does not exist: nothing to kill.

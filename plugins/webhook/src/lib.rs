@@ -38,7 +38,6 @@
 //! credential would cross the network in clear text.
 
 use hmac::{Hmac, Mac};
-use leasehold_sdk::http;
 use leasehold_sdk::prelude::*;
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
@@ -196,7 +195,7 @@ impl Config {
         if let Some(token) = &self.bearer_token {
             request = request.bearer(token.expose());
         }
-        request.send()
+        Ok(request.send()?)
     }
 }
 
@@ -263,25 +262,10 @@ impl Provider for Webhook {
             "lease_id": lease.id(),
         });
         // A create sent again for this lease gets the user the first one made.
-        let response = match config.send("create", &body, Some(lease.id())) {
-            // A gateway's 502 or 504: the webhook may have acted behind it.
-            Ok(response) if matches!(response.status(), 502 | 504) => {
-                return Err(Error::internal(format!(
-                    "a gateway answered {} for the webhook, which may have created the user; it is revoked by lease id",
-                    response.status()
-                )));
-            }
-            Ok(response) => response.success()?,
-            // The webhook may have made the user before the answer was lost:
-            // `internal` makes the host revoke by lease id.
-            Err(err) if http::may_have_been_delivered(&err) => {
-                return Err(Error::internal(format!(
-                    "{}; the webhook may have created the user, which is revoked by lease id",
-                    err.message()
-                )));
-            }
-            Err(err) => return Err(err),
-        };
+        // One whose request may have reached the webhook before the answer was
+        // lost (or that a gateway answered 502 or 504) fails as uncertain, and
+        // the broker revokes by lease id whatever it may have made.
+        let response = config.send("create", &body, Some(lease.id()))?.success()?;
         // A 2xx the plugin cannot read is `internal` too: the user may exist.
         let created: Created = response.json()?;
         if created.id.is_empty() {

@@ -1,12 +1,14 @@
 //! Real target servers for the end-to-end tests, started on free loopback ports
 //! with everything in temporary directories, and stopped on drop.
 
+mod inventory;
 mod nginx;
 mod postgres;
 mod redis;
 mod tarpit;
 mod webhook;
 
+pub use inventory::{InventoryService, Recorded};
 pub use nginx::Nginx;
 pub use postgres::PostgresServer;
 pub use redis::{RedisClient, RedisServer};
