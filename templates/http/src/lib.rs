@@ -4,7 +4,6 @@
 //! name derived from the lease, so it needs no handle; `validate` checks the
 //! service answers and takes the admin token.
 
-use leasehold_sdk::http;
 use leasehold_sdk::prelude::*;
 
 #[derive(Serialize, Deserialize, JsonSchema)]
@@ -41,7 +40,7 @@ impl Provider for Plugin {
         let (user, password) = (lease.username(), generate_password(24));
         let body = json!({"username": user, "password": password, "group": role.group});
         users(cfg, http::post(format!("{}/users", cfg.url)))
-            .json(&body)?
+            .json(&body)
             .send()?
             .success()?;
         Ok(Issued::new(&user)

@@ -123,6 +123,6 @@ fn an_origin_that_is_not_granted_is_refused() {
     let service = Service::start();
     let plugin = TestPlugin::this_crate();
     let err = plugin.validate(&config(&service), None).unwrap_err();
-    assert!(matches!(err, PluginError::Failed(_)), "{err:?}");
+    assert!(matches!(err, PluginError::CapabilityDenied(_)), "{err:?}");
     assert!(err.to_string().contains("not granted"), "{err}");
 }
