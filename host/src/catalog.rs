@@ -5,6 +5,13 @@
 //! catalog entry cannot lie about what it runs. Entries and bytes live in the
 //! barrier: `sys/plugins/catalog/<name>/<version>` and `sys/plugins/wasm/<sha256>`.
 //! Compiled plugins are kept in memory by SHA-256.
+//!
+//! A registered version never changes: a new build ships as a new version,
+//! and mounts move to it with a tune. Only in `--dev` does registering a name
+//! and version again with other bytes replace them. A call holds the compiled
+//! plugin it started with ([`Catalog::plugin`] hands out an `Arc`), so a
+//! [`Catalog::reload`] or a replacement changes what the next call gets and
+//! never what a running call runs.
 
 use crate::barrier::{Barrier, BarrierError, BarrierOp};
 use crate::clock::unix_now;
@@ -77,7 +84,7 @@ pub enum CatalogError {
     },
     /// This name and version is registered with other bytes.
     #[error(
-        "version {version} of `{name}` is already registered with another sha256; deregister it first"
+        "version {version} of `{name}` is already registered with another sha256, and a registered version never changes (outside --dev): build the new component as a new version, register it, then move each mount to it with `plugin_version` on sys/mounts/<path>/tune (a `database` mount's connection: write `plugin_version` on <mount>/config/<name>)"
     )]
     Conflict {
         /// The plugin.
@@ -98,6 +105,9 @@ pub struct Catalog {
     barrier: Arc<Barrier>,
     runtime: Arc<Runtime>,
     loaded: Mutex<HashMap<String, Arc<Plugin>>>,
+    /// `--dev`: registering a name and version again with other bytes
+    /// replaces them.
+    replaceable: bool,
 }
 
 /// The barrier is where only the broker writes: an artifact is trusted only if
@@ -130,6 +140,11 @@ fn entry_key(name: &str, version: &str) -> String {
     format!("{ENTRIES}{name}/{version}")
 }
 
+/// Whether two spellings name one version (`v1.2.0` is `1.2.0`).
+pub fn same_version(a: &str, b: &str) -> bool {
+    a.trim_start_matches('v') == b.trim_start_matches('v')
+}
+
 /// Orders versions as semver where both parse, as text otherwise.
 fn version_order(a: &str, b: &str) -> std::cmp::Ordering {
     let parse = |v: &str| semver::Version::parse(v.trim_start_matches('v')).ok();
@@ -146,7 +161,17 @@ impl Catalog {
             barrier,
             runtime,
             loaded: Mutex::new(HashMap::new()),
+            replaceable: false,
         }
+    }
+
+    /// For `--dev`: registering a name and version again with other bytes
+    /// replaces them, and the mounts running it get the new component at
+    /// their next call. Elsewhere that is refused, saying how to ship a new
+    /// version.
+    pub fn replacing_versions(mut self, replaceable: bool) -> Self {
+        self.replaceable = replaceable;
+        self
     }
 
     /// The runtime plugins run in.
@@ -189,22 +214,24 @@ impl Catalog {
             info.name = requested.to_owned();
         }
         if let Some(requested) = version.filter(|v| !v.is_empty())
-            && requested.trim_start_matches('v') != info.version.trim_start_matches('v')
+            && !same_version(requested, &info.version)
         {
             return Err(CatalogError::WrongVersion {
                 requested: requested.into(),
                 actual: info.version,
             });
         }
-        if let Some(existing) = self.get(&info.name, Some(&info.version)).await? {
-            if existing.sha256 == actual {
-                return Ok(existing);
+        let replaced = match self.get(&info.name, Some(&info.version)).await? {
+            Some(existing) if existing.sha256 == actual => return Ok(existing),
+            Some(existing) if self.replaceable => Some(existing),
+            Some(_) => {
+                return Err(CatalogError::Conflict {
+                    name: info.name,
+                    version: info.version,
+                });
             }
-            return Err(CatalogError::Conflict {
-                name: info.name,
-                version: info.version,
-            });
-        }
+            None => None,
+        };
         let entry = CatalogEntry {
             name: info.name.clone(),
             version: info.version.clone(),
@@ -218,18 +245,45 @@ impl Catalog {
             can_rotate_root: info.can_rotate_root,
         };
         let json = serde_json::to_vec(&entry).expect("a catalog entry serializes");
-        self.barrier
-            .batch(vec![
-                BarrierOp::Put(format!("{BYTES}{actual}"), bytes.to_vec()),
-                BarrierOp::Put(entry_key(&entry.name, &entry.version), json),
-            ])
-            .await?;
-        self.loaded
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(actual, Arc::new(plugin));
-        tracing::info!(plugin = %entry.name, version = %entry.version, sha256 = %entry.sha256, "plugin registered");
+        let mut ops = vec![
+            BarrierOp::Put(format!("{BYTES}{actual}"), bytes.to_vec()),
+            BarrierOp::Put(entry_key(&entry.name, &entry.version), json),
+        ];
+        let mut unused = None;
+        if let Some(old) = &replaced {
+            // `v1.0.0` and `1.0.0` are one version, stored under its first spelling.
+            if old.version != entry.version {
+                ops.push(BarrierOp::Delete(entry_key(&old.name, &old.version)));
+            }
+            if !self.shared(old).await? {
+                ops.push(BarrierOp::Delete(format!("{BYTES}{}", old.sha256)));
+                unused = Some(old.sha256.clone());
+            }
+        }
+        self.barrier.batch(ops).await?;
+        {
+            let mut loaded = self.loaded.lock().unwrap_or_else(|e| e.into_inner());
+            loaded.insert(actual, Arc::new(plugin));
+            if let Some(sha) = unused {
+                loaded.remove(&sha);
+            }
+        }
+        match replaced {
+            Some(old) => {
+                tracing::info!(plugin = %entry.name, version = %entry.version, sha256 = %entry.sha256, replaced = %old.sha256, "plugin replaced (dev mode): the next call runs it")
+            }
+            None => {
+                tracing::info!(plugin = %entry.name, version = %entry.version, sha256 = %entry.sha256, "plugin registered")
+            }
+        }
         Ok(entry)
+    }
+
+    /// Whether another entry (another name or version) has `entry`'s bytes.
+    async fn shared(&self, entry: &CatalogEntry) -> Result<bool, CatalogError> {
+        Ok(self.list().await?.iter().any(|e| {
+            e.sha256 == entry.sha256 && (e.name != entry.name || e.version != entry.version)
+        }))
     }
 
     /// Registers the bundled plugins whose versions are not in the catalog yet.
@@ -271,7 +325,7 @@ impl Catalog {
         Ok(match version.filter(|v| !v.is_empty()) {
             Some(wanted) => versions
                 .into_iter()
-                .find(|e| e.version.trim_start_matches('v') == wanted.trim_start_matches('v')),
+                .find(|e| same_version(&e.version, wanted)),
             None => versions.into_iter().last(),
         })
     }
@@ -313,11 +367,8 @@ impl Catalog {
     /// Removes `entry` (its bytes too, unless another entry has the same bytes).
     pub async fn deregister(&self, entry: &CatalogEntry) -> Result<(), CatalogError> {
         let mut ops = vec![BarrierOp::Delete(entry_key(&entry.name, &entry.version))];
-        let shared = self.list().await?.iter().any(|e| {
-            // The same bytes may be registered under several names.
-            e.sha256 == entry.sha256 && (e.name != entry.name || e.version != entry.version)
-        });
-        if !shared {
+        // The same bytes may be registered under several names.
+        if !self.shared(entry).await? {
             ops.push(BarrierOp::Delete(format!("{BYTES}{}", entry.sha256)));
             self.loaded
                 .lock()
@@ -328,21 +379,28 @@ impl Catalog {
         Ok(())
     }
 
-    /// The compiled plugin of `entry`, compiling it on first use.
+    /// The compiled plugin of `entry`, compiling it on first use. The caller
+    /// holds it for the whole of its call.
     pub async fn plugin(&self, entry: &CatalogEntry) -> Result<Arc<Plugin>, CatalogError> {
-        if let Some(plugin) = self
-            .loaded
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&entry.sha256)
-        {
-            return Ok(plugin.clone());
+        if let Some(plugin) = self.loaded(&entry.sha256) {
+            return Ok(plugin);
         }
-        let bytes = self
-            .barrier
-            .get(&format!("{BYTES}{}", entry.sha256))
-            .await?
-            .ok_or_else(|| CatalogError::Unknown(format!("{} {}", entry.name, entry.version)))?;
+        let bytes = match self.bytes(entry).await? {
+            Some(bytes) => bytes,
+            // Replaced (`--dev`) since the caller read the entry: the bytes
+            // registered under its name and version now.
+            None => match self.get(&entry.name, Some(&entry.version)).await? {
+                Some(now) if now.sha256 != entry.sha256 => {
+                    return Box::pin(self.plugin(&now)).await;
+                }
+                _ => {
+                    return Err(CatalogError::Unknown(format!(
+                        "{} {}",
+                        entry.name, entry.version
+                    )));
+                }
+            },
+        };
         let plugin = Arc::new(
             self.runtime
                 .load_pinned(&bytes, Some(&BarrierPins(&self.barrier)))
@@ -354,6 +412,51 @@ impl Catalog {
             .unwrap_or_else(|e| e.into_inner())
             .insert(entry.sha256.clone(), plugin.clone());
         Ok(plugin)
+    }
+
+    /// Reads the registered bytes of `entries` again and compiles them afresh
+    /// (not from the artifact cache), then makes the new components what the
+    /// next calls get; calls already running finish on the ones they hold.
+    /// Nothing is swapped unless every entry compiles.
+    pub async fn reload(&self, entries: &[CatalogEntry]) -> Result<(), CatalogError> {
+        let mut fresh = Vec::with_capacity(entries.len());
+        for entry in entries {
+            let bytes = self.bytes(entry).await?.ok_or_else(|| {
+                CatalogError::Unknown(format!("{} {}", entry.name, entry.version))
+            })?;
+            let plugin = self
+                .runtime
+                .load(&bytes)
+                .await
+                .map_err(|err| CatalogError::Invalid(err.to_string()))?;
+            fresh.push((entry, Arc::new(plugin)));
+        }
+        let mut loaded = self.loaded.lock().unwrap_or_else(|e| e.into_inner());
+        for (entry, plugin) in fresh {
+            tracing::info!(plugin = %entry.name, version = %entry.version, sha256 = %entry.sha256, "plugin reloaded: the next call runs the fresh component");
+            loaded.insert(entry.sha256.clone(), plugin);
+        }
+        Ok(())
+    }
+
+    fn loaded(&self, sha256: &str) -> Option<Arc<Plugin>> {
+        self.loaded
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(sha256)
+            .cloned()
+    }
+
+    /// The bytes registered for `entry`, if they are still there (the
+    /// barrier binds them to their key, which names their SHA-256).
+    async fn bytes(
+        &self,
+        entry: &CatalogEntry,
+    ) -> Result<Option<zeroize::Zeroizing<Vec<u8>>>, CatalogError> {
+        Ok(self
+            .barrier
+            .get(&format!("{BYTES}{}", entry.sha256))
+            .await?)
     }
 }
 

@@ -75,7 +75,8 @@ pub async fn run(mode: Mode) -> Result<(), String> {
             .runtime_config(cache_dir.clone(), config.leases.revocation_workers),
     )
     .map_err(|err| format!("starting the plugin runtime: {err}"))?;
-    let catalog = Arc::new(Catalog::new(barrier.clone(), Arc::new(runtime)));
+    let catalog =
+        Arc::new(Catalog::new(barrier.clone(), Arc::new(runtime)).replacing_versions(dev));
     let secrets = Arc::new(Secrets::new(
         barrier.clone(),
         catalog,

@@ -386,6 +386,21 @@ fn an_admin_and_a_consumer_do_their_daily_work_with_bao() {
     admin.ok(&["write", "n/roles/r", "db_name=c"]);
     let issued = admin.json(&["read", "-format=json", "n/creds/r"]);
     assert!(issued["lease_id"].as_str().is_some(), "{issued}");
+    // Its version chosen as bao spells it, and its plugin reloaded by name
+    // and by mount, as Vault's operators do after a tune.
+    let version = format!("v{}", env!("CARGO_PKG_VERSION"));
+    admin.ok(&[
+        "secrets",
+        "tune",
+        &format!("-plugin-version={version}"),
+        "n",
+    ]);
+    admin.ok(&["plugin", "reload", "-plugin=noop"]);
+    admin.ok(&["plugin", "reload", "-mounts=n"]);
+    let tuned = admin.json(&["read", "-format=json", "sys/mounts/n/tune"]);
+    assert_eq!(tuned["data"]["plugin_version"], env!("CARGO_PKG_VERSION"));
+    let issued = admin.json(&["read", "-format=json", "n/creds/r"]);
+    assert!(issued["lease_id"].as_str().is_some(), "{issued}");
 
     // Tear down: the engine, the audit device, the token, the policy.
     admin.ok(&["secrets", "disable", "db"]);

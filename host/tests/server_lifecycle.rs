@@ -259,13 +259,8 @@ fn shares_that_do_not_belong_together_reset_the_progress() {
 
 #[test]
 fn dev_mode_is_ready_and_prints_how_to_talk_to_it() {
-    let server = Server::start(&["server", "--dev", "--listen", "127.0.0.1:0"]);
+    let (server, token) = Server::dev();
     let output = server.output();
-    let token = output
-        .lines()
-        .find_map(|line| line.strip_prefix("Root token: "))
-        .unwrap_or_else(|| panic!("no root token printed:\n{output}"))
-        .to_owned();
     assert!(
         output.contains(&format!("export LEASEHOLD_ADDR={}", server.base)),
         "{output}"

@@ -152,11 +152,16 @@ fn system_routes() -> Vec<Route> {
             .write(sys_plugins::register)
             .delete(sys_plugins::deregister)
             .sudo(),
+        Route::at("sys/plugins/reload/backend")
+            .write(sys_plugins::reload)
+            .sudo()
+            .in_clear(&["plugin", "mounts", "scope"]),
         Route::at("sys/mounts").read(sys_mounts::list),
         Route::at("sys/mounts/{*path}")
             .read(sys_mounts::read)
             .write(sys_mounts::mount)
-            .delete(sys_mounts::unmount),
+            .delete(sys_mounts::unmount)
+            .in_clear(&["type", "plugin_name", "plugin_version"]),
         Route::at("sys/grants/{*path}")
             .read(sys_grants::read)
             .write(sys_grants::write)

@@ -187,6 +187,13 @@ impl Envelope {
         envelope
     }
 
+    /// The same envelope under request id `id`, for an answer that names its
+    /// own request (a reload's `reload_id`).
+    pub fn with_request_id(mut self, id: String) -> Self {
+        self.request_id = id;
+        self
+    }
+
     /// Adds a warning.
     pub fn warn(mut self, warning: impl Into<String>) -> Self {
         self.warnings

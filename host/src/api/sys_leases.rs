@@ -30,6 +30,9 @@ fn lease_json(entry: &LeaseEntry) -> Value {
         "state": entry.state.as_str(),
         "revoke_attempts": entry.revoke_attempts,
         "last_error": entry.last_error,
+        // The version of the plugin that issued it (leasehold's own field;
+        // null for a lease issued before versions were recorded).
+        "plugin_version": entry.plugin_version,
     })
 }
 

@@ -1,5 +1,6 @@
-//! `sys/mounts`: mount a catalog plugin at a path, list and read mounts, and
-//! disable one (revoking its leases first).
+//! `sys/mounts`: mount a catalog plugin at a path, list and read mounts, tune
+//! one (its TTLs, description and plugin version), and disable one (revoking
+//! its leases first).
 
 use super::AppState;
 use super::authorize::Caller;
@@ -8,14 +9,18 @@ use super::duration::Seconds;
 use super::query::Query;
 use super::response::{ApiError, Envelope};
 use crate::leases::SYSTEM_MAX_TTL;
-use crate::secrets::MountEntry;
+use crate::secrets::{MountEntry, MountTune};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-fn mount_json(mount: &MountEntry) -> Value {
-    json!({
+/// A mount as Vault shows it. A tune of `plugin_version` takes effect at the
+/// next call, so the running version is the configured one; `running_sha256`
+/// names the component registered for it.
+async fn mount_json(state: &AppState, mount: &MountEntry) -> Result<Value, ApiError> {
+    let running = state.secrets.running_plugin(mount).await?;
+    Ok(json!({
         "type": mount.kind,
         "description": mount.description,
         "accessor": mount.accessor,
@@ -31,19 +36,16 @@ fn mount_json(mount: &MountEntry) -> Value {
         "external_entropy_access": false,
         "plugin_version": mount.plugin_version.clone().unwrap_or_default(),
         "running_plugin_version": mount.plugin_version.clone().unwrap_or_default(),
-    })
+        "running_sha256": running.map(|entry| entry.sha256).unwrap_or_default(),
+    }))
 }
 
 /// `GET sys/mounts`.
 pub async fn list(State(state): State<AppState>, _caller: Caller) -> Result<Envelope, ApiError> {
-    let mounts: Map<String, Value> = state
-        .secrets
-        .mounts
-        .all()
-        .await?
-        .values()
-        .map(|m| (m.path.clone(), mount_json(m)))
-        .collect();
+    let mut mounts = Map::new();
+    for mount in state.secrets.mounts.all().await?.values() {
+        mounts.insert(mount.path.clone(), mount_json(&state, mount).await?);
+    }
     Ok(Envelope::sys(Value::Object(mounts)))
 }
 
@@ -58,32 +60,56 @@ pub async fn read(
         return Ok(Envelope::sys(tune_json(&mount)));
     }
     let mount = state.secrets.mount_at(&path).await?;
-    Ok(Envelope::sys(mount_json(&mount)))
+    Ok(Envelope::sys(mount_json(&state, &mount).await?))
 }
 
 /// A mount's tunable settings as Vault shows them: TTLs in seconds, the
-/// system's where the mount has none.
+/// system's where the mount has none, and the plugin version it runs.
 fn tune_json(mount: &MountEntry) -> Value {
     let or_system = |ttl: u64| if ttl == 0 { SYSTEM_MAX_TTL } else { ttl };
-    json!({
+    let mut tune = json!({
         "description": mount.description,
         "default_lease_ttl": or_system(mount.default_lease_ttl),
         "max_lease_ttl": or_system(mount.max_lease_ttl),
         "force_no_cache": false,
-    })
+    });
+    if let Some(version) = &mount.plugin_version {
+        tune["plugin_version"] = json!(version);
+    }
+    tune
 }
 
-/// `POST sys/mounts/:path/tune`: TTLs and description; Vault's other settings
-/// are accepted and have no effect here.
-async fn tune(state: &AppState, path: &str, body: &Value) -> Result<StatusCode, ApiError> {
+/// `POST sys/mounts/:path/tune`: TTLs, description and `plugin_version`;
+/// Vault's other settings are accepted and have no effect here.
+///
+/// Unlike Vault, a new `plugin_version` is what the next call runs (a
+/// reload after it is harmless), and choosing it needs `sudo`: another
+/// version is other code, handed the stored root credentials of the
+/// mount's connections.
+async fn tune(
+    state: &AppState,
+    caller: &Caller,
+    path: &str,
+    body: &Value,
+) -> Result<StatusCode, ApiError> {
     let config: MountConfigBody = super::body::into(body)?;
+    let plugin_version = config.plugin_version.filter(|v| !v.is_empty());
+    if plugin_version.is_some() && !caller.sudo {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "permission denied: changing a mount's plugin_version needs sudo on this path",
+        ));
+    }
     state
         .secrets
         .tune(
             path,
-            config.default_lease_ttl.map(|s| s.0),
-            config.max_lease_ttl.map(|s| s.0),
-            config.description,
+            MountTune {
+                default_lease_ttl: config.default_lease_ttl.map(|s| s.0),
+                max_lease_ttl: config.max_lease_ttl.map(|s| s.0),
+                description: config.description,
+                plugin_version,
+            },
         )
         .await?;
     Ok(StatusCode::NO_CONTENT)
@@ -158,12 +184,12 @@ pub struct MountBody {
 /// `POST sys/mounts/:path`.
 pub async fn mount(
     State(state): State<AppState>,
-    _caller: Caller,
+    caller: Caller,
     Path(path): Path<String>,
     JsonBody(body): JsonBody<Value>,
 ) -> Result<StatusCode, ApiError> {
     if let Some(path) = path.strip_suffix("/tune") {
-        return tune(&state, path, &body).await;
+        return tune(&state, &caller, path, &body).await;
     }
     let body: MountBody = super::body::into(&body)?;
     if body.local == Some(true) || body.seal_wrap == Some(true) {

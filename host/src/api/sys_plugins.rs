@@ -1,4 +1,5 @@
-//! `sys/plugins/catalog`: register, read, list and deregister plugins.
+//! `sys/plugins/catalog`: register, read, list and deregister plugins; and
+//! `sys/plugins/reload/backend`: compile what mounts run again.
 //!
 //! A registration names the component's `sha256` and gives its bytes, either
 //! uploaded (`wasm`, base64) or as a file name in the configured plugin
@@ -11,6 +12,7 @@ use super::body::JsonBody;
 use super::query::Query;
 use super::response::{ApiError, Envelope};
 use crate::catalog::CatalogEntry;
+use crate::secrets::Reload;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use base64::Engine as _;
@@ -255,4 +257,65 @@ pub async fn deregister(
         catalog.deregister(entry).await?;
     }
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Body of `sys/plugins/reload/backend`, as Vault's clients send it (the Go
+/// client sends all three, empty when unset).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReloadBody {
+    #[serde(default)]
+    plugin: Option<String>,
+    /// A list, or one comma-separated string.
+    #[serde(default)]
+    mounts: Option<Value>,
+    /// One node: `global` is the same as the default.
+    #[serde(default)]
+    scope: Option<String>,
+}
+
+/// `PUT sys/plugins/reload/backend` (sudo): the plugin versions that the
+/// mounts of `plugin`, or the `mounts` named, run are read from the catalog
+/// and compiled again; the next calls get the fresh components, calls in
+/// flight finish on theirs. Exactly one of `plugin` and `mounts`. Answers
+/// Vault's `reload_id` (the response's request id).
+pub async fn reload(
+    State(state): State<AppState>,
+    _caller: Caller,
+    JsonBody(body): JsonBody<ReloadBody>,
+) -> Result<Envelope, ApiError> {
+    if !matches!(body.scope.as_deref(), None | Some("" | "global")) {
+        return Err(ApiError::bad_request(
+            "`scope` is empty or `global` (one node: the same)",
+        ));
+    }
+    let plugin = body.plugin.filter(|p| !p.is_empty());
+    let mounts = match body.mounts {
+        None | Some(Value::Null) => Vec::new(),
+        Some(value) => super::mount_paths::strings("mounts", value)?,
+    };
+    let what = match (plugin, mounts.is_empty()) {
+        (Some(_), false) => {
+            return Err(ApiError::bad_request("give `plugin` or `mounts`, not both"));
+        }
+        (None, true) => {
+            return Err(ApiError::bad_request(
+                "give `plugin` (a catalog name) or `mounts` (mount paths)",
+            ));
+        }
+        (Some(plugin), true) => Reload::Plugin(plugin),
+        (None, false) => Reload::Mounts(mounts),
+    };
+    let nothing = match &what {
+        Reload::Plugin(name) => format!("no mount runs plugin `{name}`: nothing was reloaded"),
+        Reload::Mounts(_) => "no plugin runs on these mounts yet: nothing was reloaded".into(),
+    };
+    let reloaded = state.secrets.reload(what).await?;
+    let id = crate::ids::uuid();
+    let envelope = Envelope::sys(json!({ "reload_id": id })).with_request_id(id);
+    Ok(if reloaded.is_empty() {
+        envelope.warn(nothing)
+    } else {
+        envelope
+    })
 }

@@ -48,6 +48,11 @@ pub struct LeaseEntry {
     pub connection: String,
     /// SHA-256 of the plugin that issued it.
     pub plugin_sha256: String,
+    /// The catalog version of the plugin that issued it; `None` for leases
+    /// stored before versions were recorded. Renewals and revocations run the
+    /// version the mount runs then, whatever this says.
+    #[serde(default)]
+    pub plugin_version: Option<String>,
     /// Accessor of the token that asked for it; revoking that token revokes it.
     pub token_accessor: String,
     /// The token's display name, as the plugin saw it.

@@ -36,9 +36,13 @@ use ttl::Renewal;
 const MAX_ERROR_LEN: usize = 240;
 
 /// What a plugin call for a lease needs: the plugin, its grants, its config.
+/// The call holds `plugin` to its end, so a reload or a version change while
+/// it runs leaves it on the component it started with.
 pub struct Target {
     /// The compiled plugin.
     pub plugin: Arc<Plugin>,
+    /// Its catalog version.
+    pub plugin_version: String,
     /// Mount and grants.
     pub scope: CallScope,
     /// The connection config (JSON).
@@ -285,6 +289,7 @@ impl Leases {
             role_fields: request.role_fields,
             connection: request.connection,
             plugin_sha256: request.target.plugin.sha256().to_owned(),
+            plugin_version: Some(request.target.plugin_version.clone()),
             token_accessor: request.token_accessor,
             requester: request.requester,
             issued_at: now,

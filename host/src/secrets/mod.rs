@@ -8,13 +8,16 @@ mod connection;
 mod grants;
 mod mounts;
 pub mod schema;
+mod versions;
 
 pub use connection::{Connection, MountData, Role};
 pub use grants::{GrantLimits, MountGrants};
 pub use mounts::{DATABASE_TYPE, MountEntry, MountTable, normalize};
+use versions::running;
+pub use versions::{MountTune, Reload};
 
 use crate::barrier::{Barrier, BarrierError};
-use crate::catalog::{Catalog, CatalogEntry, CatalogError};
+use crate::catalog::{Catalog, CatalogEntry, CatalogError, same_version};
 use crate::config::LeaseSettings;
 use crate::leases::{
     IssueRequest, IssuedLease, LeaseEntry, LeaseError, LeaseLimit, Leases, Target, Targets,
@@ -101,14 +104,15 @@ impl Resolver {
         name: &str,
         connection: &Connection,
     ) -> Result<Target, SecretsError> {
+        let version = versions::running_version(mount, connection);
         let entry = self
             .catalog
-            .get(&connection.plugin_name, Some(&connection.plugin_version))
+            .get(&connection.plugin_name, Some(version))
             .await?
             .ok_or_else(|| {
                 invalid(format!(
-                    "plugin `{}` version {} is not in the catalog",
-                    connection.plugin_name, connection.plugin_version
+                    "plugin `{}` version {version} is not in the catalog",
+                    connection.plugin_name
                 ))
             })?;
         let plugin = self.catalog.plugin(&entry).await?;
@@ -120,6 +124,7 @@ impl Resolver {
         };
         Ok(Target {
             plugin,
+            plugin_version: entry.version,
             scope: CallScope::new(mount.path.trim_matches('/'), grants).on_connection(limit),
             config: SecretString::from(connection.config_json()),
         })
@@ -252,6 +257,20 @@ impl Secrets {
             .clone()
     }
 
+    /// The connection `name` of `mount`, with the plugin version its calls
+    /// run (see [`running`]).
+    async fn stored_connection(
+        &self,
+        mount: &MountEntry,
+        name: &str,
+    ) -> Result<Option<Connection>, SecretsError> {
+        Ok(self
+            .data
+            .connection(&mount.uuid, name)
+            .await?
+            .map(|c| running(mount, c)))
+    }
+
     /// Whether requests may be served: unsealed, and the steps after the
     /// unseal done ([`crate::lifecycle`] opens and closes the leases).
     pub fn is_active(&self) -> bool {
@@ -272,26 +291,6 @@ impl Secrets {
                 _ => format!("plugin `{name}` is not in the catalog"),
             })
         })
-    }
-
-    /// What uses a catalog entry (a mount or a connection), if anything.
-    pub async fn plugin_user(&self, entry: &CatalogEntry) -> Result<Option<String>, SecretsError> {
-        for mount in self.mounts.all().await?.into_values() {
-            if mount.plugin.as_deref() == Some(&entry.name)
-                && mount.plugin_version.as_deref() == Some(&entry.version)
-            {
-                return Ok(Some(format!("mount {}", mount.path)));
-            }
-            for name in self.data.connections(&mount.uuid).await? {
-                if let Some(c) = self.data.connection(&mount.uuid, &name).await?
-                    && c.plugin_name == entry.name
-                    && c.plugin_version == entry.version
-                {
-                    return Ok(Some(format!("connection {}config/{name}", mount.path)));
-                }
-            }
-        }
-        Ok(None)
     }
 
     /// Mounts a plugin at `path`.
@@ -335,31 +334,6 @@ impl Secrets {
             .await
             .map_err(SecretsError::Invalid)?;
         Ok(entry)
-    }
-
-    /// Changes a mount's TTLs and description (`None`: unchanged; a TTL of 0:
-    /// the system's). Leases already issued keep theirs.
-    pub async fn tune(
-        &self,
-        path: &str,
-        default_lease_ttl: Option<u64>,
-        max_lease_ttl: Option<u64>,
-        description: Option<String>,
-    ) -> Result<MountEntry, SecretsError> {
-        let mount = self.mount_at(path).await?;
-        let (_alone, mut mount) = self.alone(&mount).await?;
-        mount.default_lease_ttl = default_lease_ttl.unwrap_or(mount.default_lease_ttl);
-        mount.max_lease_ttl = max_lease_ttl.unwrap_or(mount.max_lease_ttl);
-        if let Some(description) = description {
-            mount.description = description;
-        }
-        if mount.max_lease_ttl != 0 && mount.default_lease_ttl > mount.max_lease_ttl {
-            return Err(invalid("default_lease_ttl is greater than max_lease_ttl"));
-        }
-        if !self.mounts.update(&mount).await? {
-            return Err(invalid(format!("{} was disabled", mount.path)));
-        }
-        Ok(mount)
     }
 
     /// Unmounts `path`, revoking its leases first. Refuses, naming the failures,
@@ -432,11 +406,15 @@ impl Secrets {
                 .map_err(SecretsError::Invalid)?;
         }
         // Alone on the mount: no call starts with half of the old grants.
-        let (_alone, mut mount) = self.alone(&mount).await?;
-        mount.grants = grants;
-        if !self.mounts.update(&mount).await? {
-            return Err(invalid(format!("{} was disabled", mount.path)));
-        }
+        let (_alone, mount) = self.alone(&mount).await?;
+        let mount = self
+            .mounts
+            .modify(&mount, |m| {
+                m.grants = grants;
+                Ok::<_, SecretsError>(())
+            })
+            .await?
+            .ok_or_else(|| invalid(format!("{} was disabled", mount.path)))?;
         let mut warnings = Vec::new();
         for name in self.data.connections(&mount.uuid).await? {
             let Some(connection) = self.data.connection(&mount.uuid, &name).await? else {
@@ -471,7 +449,7 @@ impl Secrets {
             write.plugin_name = Some(self.catalog_name(asked).await?);
         }
         let mut warnings = Vec::new();
-        let existing = self.data.connection(&mount.uuid, name).await?;
+        let existing = self.stored_connection(mount, name).await?;
         let plugin_name = write
             .plugin_name
             .clone()
@@ -487,21 +465,26 @@ impl Secrets {
                 "this mount runs plugin `{own}`; plugin_name `{asked}` does not match"
             )));
         }
-        let pinned = if plugin_name.as_str() == mount.plugin.as_deref().unwrap_or_default() {
-            mount.plugin_version.clone()
-        } else {
-            None
-        };
-        let version = write
-            .plugin_version
-            .clone()
-            .or_else(|| {
+        let asked_version = write.plugin_version.clone().filter(|v| !v.is_empty());
+        let version = match (&mount.plugin, &mount.plugin_version) {
+            // A mount of one plugin: its connections run the mount's version.
+            (Some(own), Some(runs)) => {
+                if let Some(asked) = asked_version.filter(|v| !same_version(v, runs)) {
+                    return Err(invalid(format!(
+                        "mount {} runs version {runs} of `{own}`, and so do its connections: to move them to {asked}, tune the mount (`plugin_version` on sys/mounts/{}/tune)",
+                        mount.path,
+                        mount.path.trim_end_matches('/'),
+                    )));
+                }
+                Some(runs.clone())
+            }
+            _ => asked_version.or_else(|| {
                 existing
                     .as_ref()
                     .filter(|c| c.plugin_name == plugin_name)
                     .map(|c| c.plugin_version.clone())
-            })
-            .or(pinned);
+            }),
+        };
         let entry = self.catalog_entry(&plugin_name, version.as_deref()).await?;
 
         let schema = ObjectSchema::parse(&entry.config_schema);
@@ -663,8 +646,7 @@ impl Secrets {
         name: &str,
     ) -> Result<(Connection, CatalogEntry), SecretsError> {
         let connection = self
-            .data
-            .connection(&mount.uuid, name)
+            .stored_connection(mount, name)
             .await?
             .ok_or(SecretsError::NotFound)?;
         let entry = self
@@ -821,8 +803,7 @@ impl Secrets {
             None => return Err(invalid(format!("unknown role: {role_name}"))),
         };
         let connection = self
-            .data
-            .connection(&mount.uuid, &role.db_name)
+            .stored_connection(mount, &role.db_name)
             .await?
             .ok_or_else(|| {
                 invalid(format!(

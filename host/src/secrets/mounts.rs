@@ -27,7 +27,8 @@ pub struct MountEntry {
     pub kind: String,
     /// The catalog plugin for connections that do not name one.
     pub plugin: Option<String>,
-    /// The plugin version pinned at mount time.
+    /// The version of `plugin` it runs: chosen when mounted, changed by a
+    /// tune. Its connections run this version.
     pub plugin_version: Option<String>,
     /// Free text.
     pub description: String,
@@ -164,22 +165,29 @@ impl MountTable {
         Ok(())
     }
 
-    /// Rewrites a mount that exists (same path and id), for a change of its
-    /// settings; `false` if it is gone.
-    pub async fn update(&self, entry: &MountEntry) -> Result<bool, BarrierError> {
+    /// Changes the settings of `mount` (found by path and id) as `change`
+    /// says, applied to the mount as stored now, so two changes of different
+    /// settings never undo each other; `None` if it is gone. Nothing is
+    /// written if `change` fails.
+    pub async fn modify<E: From<BarrierError>>(
+        &self,
+        mount: &MountEntry,
+        change: impl FnOnce(&mut MountEntry) -> Result<(), E>,
+    ) -> Result<Option<MountEntry>, E> {
         let _writing = self.writing.lock().await;
-        let key = format!("{MOUNTS}{}", entry.path);
+        let key = format!("{MOUNTS}{}", mount.path);
         let current = match self.barrier.get(&key).await? {
             Some(bytes) => serde_json::from_slice::<MountEntry>(&bytes).ok(),
             None => None,
         };
-        if current.is_none_or(|c| c.uuid != entry.uuid) {
-            return Ok(false);
-        }
-        let json = serde_json::to_vec(entry).expect("a mount serializes");
+        let Some(mut entry) = current.filter(|c| c.uuid == mount.uuid) else {
+            return Ok(None);
+        };
+        change(&mut entry)?;
+        let json = serde_json::to_vec(&entry).expect("a mount serializes");
         self.barrier.put(&key, &json).await?;
         self.forget();
-        Ok(true)
+        Ok(Some(entry))
     }
 
     /// Removes the mount at `path`.

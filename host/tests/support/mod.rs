@@ -60,6 +60,18 @@ impl Server {
         }
     }
 
+    /// `leasehold server --dev` on a free port, and the root token it printed.
+    pub fn dev() -> (Self, String) {
+        let server = Self::start(&["server", "--dev", "--listen", "127.0.0.1:0"]);
+        let output = server.output();
+        let token = output
+            .lines()
+            .find_map(|line| line.strip_prefix("Root token: "))
+            .unwrap_or_else(|| panic!("no root token printed:\n{output}"))
+            .to_owned();
+        (server, token)
+    }
+
     /// A server on `data_dir` with a config file, on a free port.
     pub fn with_data_dir(data_dir: &Path) -> Self {
         Self::with_config(data_dir, "")
