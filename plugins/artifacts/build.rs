@@ -35,6 +35,8 @@ fn main() {
         .unwrap_or_else(|| workspace.join("target"))
         .join("plugins");
 
+    // A directory is watched with everything under it: `wit` is every
+    // contract version, `tests/fixtures` every fixture and its own WIT.
     for watched in [
         "sdk",
         "wit",

@@ -2,7 +2,7 @@
 //! a sandbox.
 //!
 //! A plugin is a WebAssembly component implementing `leasehold:provider/plugin`
-//! (`wit/provider.wit`). [`Runtime::load`] compiles it (or reads it from the
+//! (`wit/0.1.0/provider.wit`). [`Runtime::load`] compiles it (or reads it from the
 //! on-disk cache), checks the world, and returns a [`Plugin`]; each call on it runs
 //! in a fresh instance with only the [`Grants`] of its [`CallScope`], a memory limit
 //! and a deadline. Whatever a plugin does (loop forever, allocate without bound,
