@@ -393,6 +393,22 @@ async fn a_component_of_the_wrong_world_is_refused_at_load_naming_the_mismatch()
 }
 
 #[tokio::test]
+async fn a_component_built_against_an_unknown_contract_version_is_refused_naming_it() {
+    let runtime = runtime();
+    let err = runtime
+        .load(&artifacts::read(artifacts::FUTURE_CONTRACT))
+        .await
+        .unwrap_err();
+    let message = err.to_string();
+    assert!(
+        matches!(err, LoadError::UnsupportedContract { .. }),
+        "{message}"
+    );
+    assert!(message.contains("leasehold:provider@0.9.0"), "{message}");
+    assert!(message.contains("supports 0.1.0"), "{message}");
+}
+
+#[tokio::test]
 async fn bytes_that_are_not_a_component_are_refused() {
     let runtime = runtime();
     for (what, bytes) in [

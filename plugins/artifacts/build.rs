@@ -19,6 +19,8 @@ const COMPONENTS: &[(&str, &str)] = &[
     ("GATED", "leasehold-fixture-gated"),
     ("HOSTILE", "leasehold-fixture-hostile"),
     ("WRONG_WORLD", "leasehold-fixture-wrong-world"),
+    ("CONTRACT_0_1_0", "leasehold-fixture-contract-0-1-0"),
+    ("FUTURE_CONTRACT", "leasehold-fixture-future-contract"),
 ];
 
 /// The components the server ships inside its binary.
