@@ -58,6 +58,16 @@ pub struct CatalogEntry {
     pub can_renew: bool,
     /// Whether it implements `rotate-root`.
     pub can_rotate_root: bool,
+    /// The version of the plugin contract (`leasehold:provider@X.Y.Z`) the
+    /// component was built against, read from the component at registration.
+    #[serde(default = "first_contract_version")]
+    pub contract_version: String,
+}
+
+/// Entries registered before the catalog recorded the contract version were
+/// all built against the only version there was then.
+fn first_contract_version() -> String {
+    "0.1.0".into()
 }
 
 /// Why a registration or lookup failed.
@@ -243,6 +253,7 @@ impl Catalog {
             role_schema: info.role_schema.clone(),
             can_renew: info.can_renew,
             can_rotate_root: info.can_rotate_root,
+            contract_version: info.contract_version.to_string(),
         };
         let json = serde_json::to_vec(&entry).expect("a catalog entry serializes");
         let mut ops = vec![

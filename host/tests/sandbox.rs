@@ -4,8 +4,8 @@
 //! well-behaved call right after it must succeed: the engine survives every plugin.
 
 use leasehold_host::plugin::{
-    CallScope, Failure, Grants, LeaseInfo, LoadError, MemoryPins, Plugin, PluginError, Runtime,
-    RuntimeConfig,
+    CallScope, ContractVersion, Failure, Grants, LeaseInfo, LoadError, MemoryPins, Plugin,
+    PluginError, Runtime, RuntimeConfig,
 };
 use leasehold_plugin_artifacts as artifacts;
 use secrecy::SecretString;
@@ -384,12 +384,28 @@ async fn a_component_of_the_wrong_world_is_refused_at_load_naming_the_mismatch()
         .await
         .unwrap_err();
     let message = err.to_string();
-    assert!(matches!(err, LoadError::WrongWorld(_)), "{message}");
+    assert!(matches!(err, LoadError::WrongWorld { .. }), "{message}");
     assert!(message.contains("leasehold:provider/plugin"), "{message}");
     assert!(
         message.contains("rotate-root") || message.contains("create"),
         "{message}"
     );
+}
+
+#[tokio::test]
+async fn a_component_built_against_an_unknown_contract_version_is_refused_naming_it() {
+    let runtime = runtime();
+    let err = runtime
+        .load(&artifacts::read(artifacts::FUTURE_CONTRACT))
+        .await
+        .unwrap_err();
+    let message = err.to_string();
+    assert!(
+        matches!(err, LoadError::UnsupportedContract { .. }),
+        "{message}"
+    );
+    assert!(message.contains("leasehold:provider@0.9.0"), "{message}");
+    assert!(message.contains("supports 0.1.0"), "{message}");
 }
 
 #[tokio::test]
@@ -420,6 +436,8 @@ async fn a_loaded_plugin_describes_itself_and_is_identified_by_sha256() {
     assert_eq!(info.name, "htpasswd");
     assert_eq!(info.version, env!("CARGO_PKG_VERSION"));
     assert!(!info.can_rotate_root);
+    assert_eq!(info.contract_version, ContractVersion::V0_1_0);
+    assert_eq!(plugin.contract_version(), ContractVersion::V0_1_0);
     let config_schema: serde_json::Value = serde_json::from_str(&info.config_schema).unwrap();
     assert_eq!(config_schema["required"], json!(["file"]));
     use sha2::Digest;

@@ -20,6 +20,8 @@ const COMPONENTS: &[(&str, &str)] = &[
     ("HOSTILE", "leasehold-fixture-hostile"),
     ("INVENTORY", "leasehold-fixture-inventory"),
     ("WRONG_WORLD", "leasehold-fixture-wrong-world"),
+    ("CONTRACT_0_1_0", "leasehold-fixture-contract-0-1-0"),
+    ("FUTURE_CONTRACT", "leasehold-fixture-future-contract"),
 ];
 
 /// The components the server ships inside its binary.
@@ -36,6 +38,8 @@ fn main() {
         .unwrap_or_else(|| workspace.join("target"))
         .join("plugins");
 
+    // A directory is watched with everything under it: `wit` is every
+    // contract version, `tests/fixtures` every fixture and its own WIT.
     for watched in [
         "sdk",
         "wit",

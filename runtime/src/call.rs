@@ -9,10 +9,11 @@
 //! the engine and other calls are unaffected.
 
 use super::admission::{Breaking, CallKind, ConnectionLimit, Outcome};
-use super::bindings::{self, LeaseInfo, PluginInfo, PluginPre};
+use super::contract::{ContractVersion, ExportResult, Provider, ProviderPre};
+use super::domain::{LeaseInfo, PluginInfo};
 use super::runtime::{EPOCH_TICK, RuntimeInner};
 use super::sandbox::{CallLabels, Sandbox};
-use super::{Credential, CredentialField, Failure, Grants, Issued, PluginError};
+use super::{Grants, Issued, PluginError};
 use secrecy::{ExposeSecret, SecretString};
 use std::sync::Arc;
 use std::time::Instant;
@@ -63,7 +64,7 @@ pub struct Plugin {
     runtime: Arc<RuntimeInner>,
     sha256: String,
     info: PluginInfo,
-    pre: PluginPre<Sandbox>,
+    pre: ProviderPre,
 }
 
 impl std::fmt::Debug for Plugin {
@@ -91,15 +92,12 @@ fn within(bytes: usize, limit: usize) -> Result<(), PluginError> {
     Ok(())
 }
 
-/// What the export of one call returns: a trap, or the plugin's own result.
-type ExportResult<R> = wasmtime::Result<Result<R, bindings::PluginFailure>>;
-
 impl Plugin {
     pub(crate) fn new(
         runtime: Arc<RuntimeInner>,
         sha256: String,
         info: PluginInfo,
-        pre: PluginPre<Sandbox>,
+        pre: ProviderPre,
     ) -> Self {
         Self {
             runtime,
@@ -119,6 +117,11 @@ impl Plugin {
         &self.info
     }
 
+    /// The contract version the component was built against.
+    pub fn contract_version(&self) -> ContractVersion {
+        self.info.contract_version
+    }
+
     /// Checks a config and, when given, a role. May reach the target.
     pub async fn validate(
         &self,
@@ -131,11 +134,8 @@ impl Plugin {
         self.call(
             "validate",
             scope,
-            async |plugin: &bindings::Plugin, store: &mut Store<Sandbox>| {
-                plugin
-                    .leasehold_provider_provider()
-                    .call_validate(store, &config, role.as_ref())
-                    .await
+            async |plugin: &Provider, store: &mut Store<Sandbox>| {
+                plugin.validate(store, &config, role.as_ref()).await
             },
         )
         .await
@@ -155,34 +155,20 @@ impl Plugin {
             .call(
                 "create",
                 scope,
-                async |plugin: &bindings::Plugin, store: &mut Store<Sandbox>| {
-                    plugin
-                        .leasehold_provider_provider()
-                        .call_create(store, &config, &role, lease)
-                        .await
+                async |plugin: &Provider, store: &mut Store<Sandbox>| {
+                    plugin.create(store, &config, &role, lease).await
                 },
             )
             .await?;
-        let size = issued.handle.len()
+        let size = issued.handle.expose_secret().len()
             + issued
                 .credential
+                .fields()
                 .iter()
-                .map(|f| f.name.len() + f.value.len())
+                .map(|f| f.name.len() + f.value.expose_secret().len())
                 .sum::<usize>();
         within(size, MAX_CREDENTIAL_BYTES)?;
-        let fields = issued
-            .credential
-            .into_iter()
-            .map(|field| CredentialField {
-                name: field.name,
-                value: SecretString::from(field.value),
-                secret: field.secret,
-            })
-            .collect();
-        Ok(Issued {
-            handle: SecretString::from(issued.handle),
-            credential: Credential::new(fields),
-        })
+        Ok(issued)
     }
 
     /// Extends the credential behind `handle` to `lease.expires_at`.
@@ -199,11 +185,8 @@ impl Plugin {
         self.call(
             "renew",
             scope,
-            async |plugin: &bindings::Plugin, store: &mut Store<Sandbox>| {
-                plugin
-                    .leasehold_provider_provider()
-                    .call_renew(store, &config, &role, &handle, lease)
-                    .await
+            async |plugin: &Provider, store: &mut Store<Sandbox>| {
+                plugin.renew(store, &config, &role, &handle, lease).await
             },
         )
         .await
@@ -225,10 +208,9 @@ impl Plugin {
         self.call(
             "revoke",
             scope,
-            async |plugin: &bindings::Plugin, store: &mut Store<Sandbox>| {
+            async |plugin: &Provider, store: &mut Store<Sandbox>| {
                 plugin
-                    .leasehold_provider_provider()
-                    .call_revoke(
+                    .revoke(
                         store,
                         &config,
                         &role,
@@ -251,11 +233,8 @@ impl Plugin {
         self.call(
             "rotate_root",
             scope,
-            async |plugin: &bindings::Plugin, store: &mut Store<Sandbox>| {
-                plugin
-                    .leasehold_provider_provider()
-                    .call_rotate_root(store, &config)
-                    .await
+            async |plugin: &Provider, store: &mut Store<Sandbox>| {
+                plugin.rotate_root(store, &config).await
             },
         )
         .await
@@ -270,7 +249,7 @@ impl Plugin {
         &self,
         operation: &'static str,
         scope: &CallScope,
-        export: impl AsyncFnOnce(&bindings::Plugin, &mut Store<Sandbox>) -> ExportResult<R>,
+        export: impl AsyncFnOnce(&Provider, &mut Store<Sandbox>) -> ExportResult<R>,
     ) -> Result<R, PluginError> {
         let labels = CallLabels {
             plugin: Arc::from(self.info.name.as_str()),
@@ -316,7 +295,7 @@ impl Plugin {
     }
 }
 
-/// The generated bindings take `&String`; a copy of a secret is wiped when dropped.
+/// The plugin gets its own copy of a secret; this one is wiped when dropped.
 fn secret_copy(secret: &SecretString) -> Zeroizing<String> {
     Zeroizing::new(secret.expose_secret().to_owned())
 }
@@ -324,7 +303,7 @@ fn secret_copy(secret: &SecretString) -> Zeroizing<String> {
 /// Reads a freshly loaded plugin's `info`, with no grants.
 pub(crate) async fn call_info(
     runtime: &RuntimeInner,
-    pre: &PluginPre<Sandbox>,
+    pre: &ProviderPre,
     labels: CallLabels,
 ) -> Result<PluginInfo, PluginError> {
     let _slot = runtime.admission.enter_load().await;
@@ -333,13 +312,7 @@ pub(crate) async fn call_info(
         pre,
         &Grants::none(),
         labels,
-        async |plugin: &bindings::Plugin, store: &mut Store<Sandbox>| {
-            let info = plugin
-                .leasehold_provider_provider()
-                .call_info(store)
-                .await?;
-            Ok(Ok(info))
-        },
+        async |plugin: &Provider, store: &mut Store<Sandbox>| Ok(Ok(plugin.info(store).await?)),
     )
     .await;
     let info = info?;
@@ -358,10 +331,10 @@ pub(crate) async fn call_info(
 /// result.
 async fn run_in_sandbox<R>(
     runtime: &RuntimeInner,
-    pre: &PluginPre<Sandbox>,
+    pre: &ProviderPre,
     grants: &Grants,
     labels: CallLabels,
-    export: impl AsyncFnOnce(&bindings::Plugin, &mut Store<Sandbox>) -> ExportResult<R>,
+    export: impl AsyncFnOnce(&Provider, &mut Store<Sandbox>) -> ExportResult<R>,
 ) -> Result<R, PluginError> {
     let limits = &runtime.config;
     let sandbox = Sandbox::build(grants, labels, limits.memory_limit_bytes).await?;
@@ -381,7 +354,7 @@ async fn run_in_sandbox<R>(
     });
 
     let run = async {
-        let plugin = pre.instantiate_async(&mut store).await?;
+        let plugin = pre.instantiate(&mut store).await?;
         export(&plugin, &mut store).await
     };
     // A plugin blocked in a host call (a socket read) never reaches an epoch check;
@@ -396,13 +369,13 @@ async fn run_in_sandbox<R>(
         Err(_elapsed) => Err(PluginError::Timeout(limits.call_timeout)),
         Ok(Ok(Ok(value))) => Ok(value),
         Ok(Ok(Err(failure))) if !refused.is_empty() => {
-            let failure = Failure::from(failure);
+            let failure = failure.bounded();
             Err(PluginError::CapabilityDenied(format!(
                 "{} (the plugin then failed with: {failure})",
                 refused.join("; ")
             )))
         }
-        Ok(Ok(Err(failure))) => Err(PluginError::Failed(failure.into())),
+        Ok(Ok(Err(failure))) => Err(PluginError::Failed(failure.bounded())),
         Ok(Err(trap)) => Err(classify_trap(&trap, sandbox, limits.call_timeout, &refused)),
     }
 }

@@ -5,6 +5,8 @@
 //! [`Failure`]) or the sandbox stopped it (timeout, memory, crash, denied
 //! capability). Messages are written for operators and never contain a secret.
 
+use crate::contract::ContractVersion;
+use crate::domain::Failure;
 use std::time::Duration;
 
 /// Why a component could not be loaded.
@@ -14,37 +16,42 @@ pub enum LoadError {
     /// truncated file).
     #[error("not a valid WebAssembly component: {0}")]
     InvalidComponent(String),
-    /// The component is valid but does not implement `leasehold:provider/plugin`
-    /// as this host expects: an export is missing or has another type, or it
-    /// imports something the host does not provide.
-    #[error("the component does not implement the leasehold:provider/plugin@0.1.0 world: {0}")]
-    WrongWorld(String),
+    /// The component exports no `leasehold:provider/provider` interface at all:
+    /// it was not built as a leasehold plugin.
+    #[error(
+        "the component exports no leasehold:provider/provider interface, so it is not a leasehold plugin (this broker supports contract versions {})",
+        supported_list()
+    )]
+    NoContract,
+    /// The component exports the provider interface of a contract version
+    /// this broker does not know (a newer SDK, or a version never released).
+    #[error(
+        "the plugin was built against contract {built_against}, which this broker does not support; it supports {}: rebuild the plugin against one of those, or upgrade the broker",
+        supported_list()
+    )]
+    UnsupportedContract {
+        /// What it exports, such as `leasehold:provider@0.9.0`.
+        built_against: String,
+    },
+    /// The component exports a supported contract version but does not
+    /// implement that version's `leasehold:provider/plugin` world as this host
+    /// expects: an export is missing or has another type, or it imports
+    /// something the host does not provide for that version.
+    #[error(
+        "the component does not implement the leasehold:provider/plugin@{contract} world: {reason}"
+    )]
+    WrongWorld {
+        /// The version its exports name.
+        contract: ContractVersion,
+        /// What does not match.
+        reason: String,
+    },
     /// The component loaded but its `info` call failed.
     #[error("the plugin's info call failed: {0}")]
     InfoFailed(Box<PluginError>),
     /// The engine could not be set up or the cache could not be used.
     #[error("plugin runtime error: {0}")]
     Runtime(String),
-}
-
-/// A failure the plugin itself reported, one variant per WIT `error` case.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum Failure {
-    /// The connection config is wrong; an operator must fix it.
-    #[error("invalid config: {0}")]
-    InvalidConfig(String),
-    /// The role or request is wrong.
-    #[error("invalid request: {0}")]
-    InvalidRequest(String),
-    /// The target is unreachable; retrying later may succeed.
-    #[error("target unavailable: {0}")]
-    Unavailable(String),
-    /// The target refused the operation.
-    #[error("denied by target: {0}")]
-    Denied(String),
-    /// The plugin hit a bug or an unexpected answer.
-    #[error("plugin internal error: {0}")]
-    Internal(String),
 }
 
 /// Why a plugin call failed.
@@ -140,27 +147,11 @@ impl PluginError {
     }
 }
 
-/// Longest error message kept from a plugin; it goes into responses and logs.
-const MAX_MESSAGE: usize = 2048;
-
-/// `message`, cut at [`MAX_MESSAGE`] bytes on a character boundary.
-fn bounded(mut message: String) -> String {
-    if message.len() > MAX_MESSAGE {
-        message.truncate(message.floor_char_boundary(MAX_MESSAGE));
-        message.push_str(" [cut]");
-    }
-    message
-}
-
-impl From<super::bindings::PluginFailure> for Failure {
-    fn from(err: super::bindings::PluginFailure) -> Self {
-        use super::bindings::PluginFailure as Wit;
-        match err {
-            Wit::InvalidConfig(m) => Self::InvalidConfig(bounded(m)),
-            Wit::InvalidRequest(m) => Self::InvalidRequest(bounded(m)),
-            Wit::Unavailable(m) => Self::Unavailable(bounded(m)),
-            Wit::Denied(m) => Self::Denied(bounded(m)),
-            Wit::Internal(m) => Self::Internal(bounded(m)),
-        }
-    }
+/// The supported contract versions, for messages: `0.1.0, 0.2.0`.
+fn supported_list() -> String {
+    ContractVersion::SUPPORTED
+        .iter()
+        .map(|version| version.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
 }

@@ -8,8 +8,8 @@
 //! (newlines, carriage returns, terminal escapes) are written escaped, so a
 //! plugin cannot forge a log entry of the broker's or rewrite a terminal.
 
-use super::bindings::Level;
 use super::capture::Capture;
+use super::domain::Level;
 use std::sync::Arc;
 
 /// Longest log line kept, in bytes.

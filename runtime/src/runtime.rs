@@ -7,8 +7,8 @@
 //! before anything runs, and keeps an `InstancePre` so each call only instantiates.
 
 use super::admission::{Admission, AdmissionConfig};
-use super::bindings::{self, PluginPre};
 use super::cache::{ArtifactCache, ArtifactPins};
+use super::contract::{self, Linkers, ProviderPre};
 use super::sandbox::{CallLabels, Sandbox};
 use super::{LoadError, Plugin};
 use sha2::{Digest, Sha256};
@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
-use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 /// How often the engine's epoch advances; the granularity of call deadlines and of
@@ -67,7 +67,7 @@ impl Default for RuntimeConfig {
 /// Shared by the runtime and every plugin loaded into it.
 pub(crate) struct RuntimeInner {
     pub(crate) engine: Engine,
-    pub(crate) linker: Linker<Sandbox>,
+    linkers: Linkers,
     pub(crate) config: RuntimeConfig,
     pub(crate) admission: Admission,
     cache: Option<ArtifactCache>,
@@ -105,11 +105,10 @@ impl Runtime {
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(runtime_error)?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
             .map_err(runtime_error)?;
-        bindings::Plugin::add_to_linker::<_, HasSelf<Sandbox>>(&mut linker, |sandbox| sandbox)
-            .map_err(runtime_error)?;
         super::name_lookup::add_to_linker(&mut linker).map_err(runtime_error)?;
         super::socket_limit::add_to_linker(&mut linker).map_err(runtime_error)?;
         super::file_replace::add_to_linker(&mut linker).map_err(runtime_error)?;
+        let linkers = Linkers::new(&linker).map_err(runtime_error)?;
 
         let cache = match &config.cache_dir {
             Some(dir) => Some(ArtifactCache::open(dir).map_err(|err| {
@@ -127,7 +126,7 @@ impl Runtime {
         Ok(Self {
             inner: Arc::new(RuntimeInner {
                 engine,
-                linker,
+                linkers,
                 admission,
                 config,
                 cache,
@@ -152,9 +151,10 @@ impl Runtime {
         self.inner.cache.as_ref().map_or(0, ArtifactCache::len)
     }
 
-    /// Compiles a component, checks that it implements the plugin world, and
-    /// reads its `info`. The on-disk cache is not used: nothing here could tell
-    /// a swapped artifact (see [`Runtime::load_pinned`]).
+    /// Compiles a component, reads the contract version it exports, checks it
+    /// against that version's plugin world, and reads its `info`. The on-disk
+    /// cache is not used: nothing here could tell a swapped artifact (see
+    /// [`Runtime::load_pinned`]).
     pub async fn load(&self, bytes: &[u8]) -> Result<Plugin, LoadError> {
         self.load_pinned(bytes, None).await
     }
@@ -211,13 +211,8 @@ impl Runtime {
             pins.pin(&artifact, &digest).await;
         }
 
-        let instance_pre = self
-            .inner
-            .linker
-            .instantiate_pre(&component)
-            .map_err(|err| LoadError::WrongWorld(format!("{err:#}")))?;
-        let pre = PluginPre::new(instance_pre)
-            .map_err(|err| LoadError::WrongWorld(format!("{err:#}")))?;
+        let version = contract::detect(&self.inner.engine, &component)?;
+        let pre = ProviderPre::new(&self.inner.linkers, &component, version)?;
 
         let labels = CallLabels {
             plugin: Arc::from(format!("sha256:{}", &sha256[..12])),

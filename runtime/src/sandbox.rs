@@ -7,7 +7,6 @@
 //! checks in [`super::grants`] and [`super::egress`].
 
 use super::PluginError;
-use super::bindings::{self, Level};
 use super::denials::DenialLog;
 use super::egress::HttpEgress;
 use super::grants::{Grants, ResolvedGrants, SocketDecision};
@@ -155,14 +154,6 @@ impl WasiHttpView for Sandbox {
             table: &mut self.table,
             hooks: &mut self.egress,
         }
-    }
-}
-
-impl bindings::leasehold::provider::types::Host for Sandbox {}
-
-impl bindings::leasehold::provider::logging::Host for Sandbox {
-    fn log(&mut self, level: Level, message: String) {
-        self.output.log(level, &message);
     }
 }
 

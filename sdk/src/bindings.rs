@@ -1,11 +1,12 @@
-//! Bindings generated from `wit/provider.wit` for the guest side.
+//! Bindings generated from `wit/0.1.0/provider.wit` (`leasehold:provider@0.1.0`)
+//! for the guest side: the contract version plugins built with this SDK export.
 //!
 //! Plugin authors do not use these directly: [`crate::Provider`] and
 //! [`crate::export_provider!`] wrap them. They are public because the export macro
 //! expands inside the plugin's crate and must name them.
 
 wit_bindgen::generate!({
-    path: "../wit",
+    path: "../wit/0.1.0",
     world: "leasehold:provider/plugin",
     pub_export_macro: true,
     export_macro_name: "export_bindings",

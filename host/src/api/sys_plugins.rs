@@ -45,6 +45,7 @@ fn entry_json(entry: &CatalogEntry) -> Value {
         "description": entry.description,
         "can_renew": entry.can_renew,
         "can_rotate_root": entry.can_rotate_root,
+        "contract_version": entry.contract_version,
         "config_schema": schema(&entry.config_schema),
         "role_schema": schema(&entry.role_schema),
         "registered_at": crate::clock::rfc3339(entry.registered_at),
