@@ -258,8 +258,53 @@ fn a_plugin_from_each_template_is_tested_registered_and_gives_working_credential
         &["group=readers"],
     );
     assert_eq!(http_login(inventory.port, &username, &password), 200);
+
+    // Shipping a fix, as the guide says: a new version, registered, the mount
+    // tuned to it. New leases run it; the old lease is revoked by it.
+    let manifest = http_dir.join("Cargo.toml");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    std::fs::write(
+        &manifest,
+        text.replacen("version = \"0.1.0\"", "version = \"0.1.1\"", 1),
+    )
+    .unwrap();
+    ok(
+        cargo(
+            &http_dir,
+            &["build", "--release", "--target", "wasm32-wasip2"],
+        ),
+        "building 0.1.1",
+    );
+    let cli = |args: &[&str]| {
+        ok(
+            leasehold(args, Some((&server, &token))),
+            &format!("{args:?}"),
+        )
+    };
+    let registered = cli(&["plugin", "register", http_wasm.to_str().unwrap()]);
+    assert!(
+        registered.contains("Registered plugin `inventory` version 0.1.1"),
+        "{registered}"
+    );
+    cli(&["write", "sys/mounts/inventory/tune", "plugin_version=0.1.1"]);
+    cli(&["plugin", "reload", "-plugin", "inventory"]);
+    let issued: Value =
+        serde_json::from_str(&cli(&["read", "inventory/creds/reader", "-format=json"])).unwrap();
+    let newer = issued["lease_id"].as_str().unwrap();
+    let version_of = |lease: &str| {
+        let found: Value =
+            serde_json::from_str(&cli(&["lease", "lookup", lease, "-format=json"])).unwrap();
+        found["data"]["plugin_version"].as_str().unwrap().to_owned()
+    };
+    assert_eq!(version_of(&lease), "0.1.0");
+    assert_eq!(version_of(newer), "0.1.1");
+
     revoke(&lease);
     assert_eq!(http_login(inventory.port, &username, &password), 401);
+    revoke(newer);
+    let newer_user = issued["data"]["username"].as_str().unwrap();
+    let newer_password = issued["data"]["password"].as_str().unwrap();
+    assert_eq!(http_login(inventory.port, newer_user, newer_password), 401);
 
     // The TCP template, against its line-protocol service.
     let keys = Service::start(&tcp_dir.join("service/keyserver.py"));

@@ -12,6 +12,7 @@ use http::uri::{Authority, Scheme};
 use http_body_util::BodyExt;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use wasmtime_wasi_http::p2::bindings::http::types::ErrorCode as HttpErrorCode;
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 
 type ResponseFuture = Box<
@@ -57,6 +58,23 @@ impl HttpEgress {
 }
 
 impl WasiHttpHooks for HttpEgress {
+    /// What a plugin hears when hyper fails after the connection was made. The
+    /// default calls every such failure a protocol error and logs only hyper's
+    /// words; a service that closed the connection before answering (the usual
+    /// failure of a small in-house service) is told apart here, so the plugin
+    /// can say the request may have reached it.
+    fn p2_error_from_hyper(&mut self, err: &hyper::Error) -> HttpErrorCode {
+        let code = if err.is_incomplete_message() || err.is_canceled() {
+            HttpErrorCode::ConnectionTerminated
+        } else if err.is_timeout() {
+            HttpErrorCode::HttpResponseTimeout
+        } else {
+            HttpErrorCode::HttpProtocolError
+        };
+        tracing::debug!(error = %err, code = ?code, "a plugin's HTTP request failed");
+        code
+    }
+
     fn send_request(
         &mut self,
         mut request: http::Request<WasiBody>,

@@ -240,6 +240,15 @@ enum PluginCommand {
         #[arg(long)]
         name: Option<String>,
     },
+    /// Loads a plugin's registered bytes again (`-plugin NAME`) or those of the
+    /// plugins of some mounts (`-mounts a/,b/`): new calls run the loaded
+    /// component, calls in flight finish on theirs.
+    Reload {
+        #[arg(long, conflicts_with = "mounts", required_unless_present = "mounts")]
+        plugin: Option<String>,
+        #[arg(long, value_delimiter = ',')]
+        mounts: Vec<String>,
+    },
     /// Lists registered plugins and versions.
     List,
     /// Shows a plugin: version, sha256, schemas (`[secret] NAME`).
@@ -788,6 +797,13 @@ fn remote(
                     return Ok(());
                 }
                 answer
+            }
+            PluginCommand::Reload { plugin, mounts } => {
+                let body = match plugin {
+                    Some(plugin) => json!({ "plugin": plugin }),
+                    None => json!({ "mounts": mounts }),
+                };
+                call("PUT", "sys/plugins/reload/backend", Some(body))?
             }
             PluginCommand::List => {
                 let value = call("GET", "sys/plugins/catalog", None)?;
