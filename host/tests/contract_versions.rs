@@ -2,7 +2,8 @@
 //!
 //! `contract-0-1-0` is a plugin built against `leasehold:provider@0.1.0` with
 //! wit-bindgen directly, not with the SDK, so it stays a 0.1.0 plugin whatever
-//! the SDK moves on to: every operation must keep working on it, and the
+//! the SDK moves on to (0.2.0 now): every operation must keep working on it,
+//! beside the SDK's 0.2.0 plugins in the same broker, and the
 //! catalog and the CLI must say which contract it was built against. A
 //! component built against a version this broker does not know is refused at
 //! registration, naming its version and the supported ones.
@@ -94,14 +95,14 @@ fn a_plugin_built_against_contract_0_1_0_keeps_working() {
         .find(|plugin| plugin["name"] == PINNED)
         .unwrap_or_else(|| panic!("{PINNED} is not in the catalog: {catalog}"));
     assert_eq!(listed["contract_version"], "0.1.0");
-    // The bundled plugins, built with the SDK, say theirs too.
+    // The bundled plugins, built with the SDK, are on 0.2.0, and say so.
     let noop = catalog["data"]["detailed"]
         .as_array()
         .unwrap()
         .iter()
         .find(|plugin| plugin["name"] == "noop")
         .unwrap();
-    assert_eq!(noop["contract_version"], "0.1.0");
+    assert_eq!(noop["contract_version"], "0.2.0");
     let table = cli_plugin_info(&api, PINNED);
     assert!(
         table
@@ -174,6 +175,18 @@ fn a_plugin_built_against_contract_0_1_0_keeps_working() {
     );
     let (status, _) = api.put("sys/leases/lookup", json!({"lease_id": lease_id}));
     assert_ne!(status, 200, "the lease outlived its revocation");
+
+    // A 0.2.0 plugin in the same broker, meanwhile, issues and revokes too.
+    api.ok("sys/mounts/newer", json!({"type": "noop"}));
+    api.ok("newer/config/main", json!({"allowed_roles": "*"}));
+    api.ok(
+        "newer/roles/r",
+        json!({"db_name": "main", "default_ttl": "1h"}),
+    );
+    let (status, issued) = api.get("newer/creds/r");
+    assert_eq!(status, 200, "{issued}");
+    let (status, reply) = api.put("sys/leases/revoke", json!({"lease_id": issued["lease_id"]}));
+    assert_eq!(status, 204, "{reply}");
 }
 
 #[test]

@@ -4,7 +4,7 @@
 
 mod support;
 
-use leasehold_test_support::{RedisClient, RedisServer};
+use leasehold_test_support::{RedisClient, RedisServer, TestCa};
 use serde_json::{Value, json};
 use std::time::Duration;
 use support::{Server, eventually};
@@ -131,4 +131,110 @@ fn redis_users_have_their_rules_and_go_at_revoke_and_expiry() {
     let (status, _) = api.put("sys/leases/revoke-prefix/cache", json!({}));
     assert_eq!(status, 204);
     assert!(user_client(&redis, &issued).is_none());
+}
+
+/// The ids of the broker's admin connections, from `CLIENT LIST` (less the
+/// asking connection itself).
+fn broker_connections(redis: &RedisServer, password: &str) -> Vec<String> {
+    let mut admin = redis.client();
+    assert!(admin.auth("admin", password));
+    let listed = admin.send("CLIENT LIST").unwrap();
+    let mut ids: Vec<String> = listed
+        .lines()
+        .filter(|line| line.contains(" user=admin ") && !line.contains("cmd=client|list"))
+        .filter_map(|line| {
+            line.split(' ')
+                .next()?
+                .strip_prefix("id=")
+                .map(str::to_owned)
+        })
+        .collect();
+    ids.sort();
+    ids
+}
+
+#[test]
+fn redis_over_tls_with_one_kept_session() {
+    let root = tempfile::tempdir().unwrap();
+    let ca = TestCa::new(&root.path().join("ca"));
+    let start = |name: &str, certificate| {
+        let dir = root.path().join(name);
+        std::fs::create_dir(&dir).unwrap();
+        RedisServer::start_with_tls(&dir, ADMIN_PASSWORD, certificate)
+    };
+    let redis = start("right", &ca.server);
+    let wrong = start("wrong", &ca.wrong_name);
+    let (tls_port, wrong_port) = (redis.tls_port.unwrap(), wrong.tls_port.unwrap());
+
+    let server = Server::with_data_dir(&support::data_dir(&root));
+    let api = server.api(&server.init_and_unseal());
+    api.ok("sys/mounts/cache", json!({"type": "redis"}));
+    let grants: Vec<String> = [tls_port, redis.port, wrong_port]
+        .iter()
+        .map(|port| format!("127.0.0.1:{port}"))
+        .collect();
+    api.grant("cache", json!({"allowed_hosts": grants}));
+    let config = |port: u16, extra: Value| {
+        let mut config = json!({"host": "127.0.0.1", "port": port, "username": "admin",
+                                "password": ADMIN_PASSWORD, "allowed_roles": "*", "tls": true});
+        for (key, value) in extra.as_object().unwrap() {
+            config[key] = value.clone();
+        }
+        config
+    };
+    let error_of = |reply: &Value| reply["errors"][0].as_str().unwrap_or_default().to_owned();
+
+    // TLS, verified against the test's CA: credentials work, and every one was
+    // made on the same kept admin session.
+    api.ok(
+        "cache/config/main",
+        config(tls_port, json!({"ca_cert": ca.ca_pem})),
+    );
+    api.ok(
+        "cache/roles/reader",
+        json!({"db_name": "main", "acl_rules": ["~app:*", "+@read"], "default_ttl": "1h"}),
+    );
+    let (status, issued) = api.get("cache/creds/reader");
+    assert_eq!(status, 200, "{issued}");
+    assert!(user_client(&redis, &issued).is_some());
+    let kept = broker_connections(&redis, ADMIN_PASSWORD);
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    for _ in 0..3 {
+        assert_eq!(api.get("cache/creds/reader").0, 200);
+    }
+    assert_eq!(broker_connections(&redis, ADMIN_PASSWORD), kept);
+
+    // The system's roots do not hold the test CA.
+    let (status, reply) = api.put("cache/config/roots", config(tls_port, json!({})));
+    assert_eq!(status, 400, "{reply}");
+    assert!(error_of(&reply).contains("UnknownIssuer"), "{reply}");
+
+    // A certificate for another name is refused, unless verification is off.
+    let (status, reply) = api.put(
+        "cache/config/wrong",
+        config(wrong_port, json!({"ca_cert": ca.ca_pem})),
+    );
+    assert_eq!(status, 400, "{reply}");
+    assert!(error_of(&reply).contains("not valid for name"), "{reply}");
+    let (status, reply) = api.put(
+        "cache/config/insecure",
+        config(wrong_port, json!({"insecure_tls": true})),
+    );
+    assert_eq!(status, 204, "{reply}");
+
+    // TLS to the plain port fails the handshake and says so.
+    let (status, reply) = api.put(
+        "cache/config/plain",
+        config(redis.port, json!({"ca_cert": ca.ca_pem})),
+    );
+    assert!(status == 400 || status == 502, "{status} {reply}");
+    assert!(error_of(&reply).contains("TLS"), "{reply}");
+    assert!(!error_of(&reply).contains(ADMIN_PASSWORD), "{reply}");
+
+    // TLS options without TLS are a mistake, not ignored.
+    let (status, reply) = api.put(
+        "cache/config/confused",
+        config(redis.port, json!({"tls": false, "ca_cert": ca.ca_pem})),
+    );
+    assert_eq!(status, 400, "{reply}");
 }

@@ -4,8 +4,8 @@
 //! well-behaved call right after it must succeed: the engine survives every plugin.
 
 use leasehold_host::plugin::{
-    CallScope, ContractVersion, Failure, Grants, LeaseInfo, LoadError, MemoryPins, Plugin,
-    PluginError, Runtime, RuntimeConfig,
+    CallScope, ConnectionLimit, ContractVersion, Failure, Grants, LeaseInfo, LoadError, MemoryPins,
+    Plugin, PluginError, Runtime, RuntimeConfig,
 };
 use leasehold_plugin_artifacts as artifacts;
 use secrecy::SecretString;
@@ -436,8 +436,8 @@ async fn a_loaded_plugin_describes_itself_and_is_identified_by_sha256() {
     assert_eq!(info.name, "htpasswd");
     assert_eq!(info.version, env!("CARGO_PKG_VERSION"));
     assert!(!info.can_rotate_root);
-    assert_eq!(info.contract_version, ContractVersion::V0_1_0);
-    assert_eq!(plugin.contract_version(), ContractVersion::V0_1_0);
+    assert_eq!(info.contract_version, ContractVersion::V0_2_0);
+    assert_eq!(plugin.contract_version(), ContractVersion::V0_2_0);
     let config_schema: serde_json::Value = serde_json::from_str(&info.config_schema).unwrap();
     assert_eq!(config_schema["required"], json!(["file"]));
     use sha2::Digest;
@@ -675,4 +675,165 @@ async fn a_result_larger_than_a_call_may_return_is_refused() {
         "{err}"
     );
     still_works(&runtime, &hostile).await;
+}
+
+/// Host-owned connections (contract 0.2.0) are decided by the grants exactly
+/// like sockets: an address or port that is not granted, or a granted name that
+/// resolves to an address a name never grants, is refused and named; a kept
+/// connection is offered again only to a later call on the same connection and
+/// config that still grants its address, and never by a call that failed.
+#[tokio::test]
+async fn host_connections_follow_the_grants_and_the_pool_follows_the_config() {
+    let granted = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let other = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let (granted_addr, other_addr) = (granted.local_addr().unwrap(), other.local_addr().unwrap());
+    let runtime = runtime();
+    let hostile = load(&runtime, artifacts::HOSTILE).await;
+    let grants = Grants::none().allow_tcp(&granted_addr.to_string()).unwrap();
+    let on_connection = |grants: Grants| {
+        CallScope::new("hostile", grants).on_connection(ConnectionLimit {
+            key: "mount-id/main".into(),
+            max_parallel: 2,
+        })
+    };
+    let scope = on_connection(grants.clone());
+    let target = |addr: &str| json!({ "target": addr });
+
+    // Not granted: another port, and a name that resolves to loopback (a name
+    // never grants loopback, even when granted by name).
+    let err = attack(
+        &hostile,
+        &scope,
+        target(&other_addr.to_string()),
+        "host-connect",
+    )
+    .await;
+    assert!(
+        matches!(&err, PluginError::CapabilityDenied(what) if what.contains(&format!("connection to {other_addr}"))),
+        "{err}"
+    );
+    let by_name = format!("localhost:{}", granted_addr.port());
+    let named = on_connection(grants.clone().allow_tcp(&by_name).unwrap());
+    let err = attack(&hostile, &named, target(&by_name), "host-connect").await;
+    assert!(
+        matches!(&err, PluginError::CapabilityDenied(what) if what.contains(&format!("connection to {by_name}"))),
+        "{err}"
+    );
+
+    // Kept by one call, taken by the next with the same config; once taken it
+    // is gone from the pool.
+    let config = target(&granted_addr.to_string());
+    let call = async |scope: &CallScope, config: &serde_json::Value, name: &str| {
+        hostile
+            .create(scope, &self::config(config.clone()), &act(name), &lease())
+            .await
+    };
+    let taken = async |scope: &CallScope, config: &serde_json::Value| {
+        let issued = call(scope, config, "host-take").await.unwrap();
+        issued.credential.get("taken").unwrap() == "true"
+    };
+    call(&scope, &config, "host-connect").await.unwrap();
+    assert!(taken(&scope, &config).await);
+    assert!(!taken(&scope, &config).await);
+
+    // Another config (a changed password, a rotated root) never sees it.
+    call(&scope, &config, "host-connect").await.unwrap();
+    let mut changed = config.clone();
+    changed["paths"] = json!(["/changed"]);
+    assert!(!taken(&scope, &changed).await);
+    // Nor does a call on no connection, or on another one.
+    let unpooled = CallScope::new("hostile", grants.clone());
+    assert!(!taken(&unpooled, &config).await);
+    // Nor a call whose grants no longer reach its address; and it is closed.
+    let narrowed = on_connection(Grants::none().allow_tcp(&other_addr.to_string()).unwrap());
+    assert!(!taken(&narrowed, &config).await);
+    assert!(!taken(&scope, &config).await);
+
+    // A call that fails after keeping a connection pools nothing.
+    let failed = call(&scope, &config, "host-connect-then-fail").await;
+    assert!(failed.is_err());
+    assert!(!taken(&scope, &config).await);
+
+    // Forgetting the connection (its config was written) closes what it kept.
+    call(&scope, &config, "host-connect").await.unwrap();
+    runtime.forget_connection("mount-id/main");
+    assert!(!taken(&scope, &config).await);
+    still_works(&runtime, &hostile).await;
+}
+
+/// A loopback HTTP/1.1 server that keeps connections open and counts how many
+/// it accepted; answers every request with 200 and `ok`.
+fn keep_alive_server() -> (
+    std::net::SocketAddr,
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) {
+    use std::io::{BufRead, BufReader, Write};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accepted = std::sync::Arc::new(AtomicUsize::new(0));
+    let counter = accepted.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            counter.fetch_add(1, Ordering::SeqCst);
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                loop {
+                    let mut line = String::new();
+                    // One request: its head, up to the empty line (GETs have no body).
+                    let mut head = 0;
+                    while reader.read_line(&mut line).is_ok_and(|n| n > 0) {
+                        head += 1;
+                        if line == "\r\n" {
+                            break;
+                        }
+                        line.clear();
+                    }
+                    if head == 0 || line != "\r\n" {
+                        return;
+                    }
+                    if stream
+                        .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (addr, accepted)
+}
+
+/// Plugins' HTTP requests to one granted origin share kept-alive connections,
+/// within a call and across calls: five calls, one connection.
+#[tokio::test]
+async fn http_connections_are_kept_alive_across_calls() {
+    let (server, accepted) = keep_alive_server();
+    let runtime = runtime();
+    let hostile = load(&runtime, artifacts::HOSTILE).await;
+    let scope = CallScope::new(
+        "hostile",
+        Grants::none()
+            .allow_http(&format!("http://{server}"))
+            .unwrap(),
+    );
+    for _ in 0..5 {
+        let issued = hostile
+            .create(
+                &scope,
+                &config(json!({ "target": format!("http://{server}/users") })),
+                &act("http"),
+                &lease(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(issued.credential.get("body"), Some("ok"));
+    }
+    assert_eq!(
+        accepted.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "each request opened a connection of its own"
+    );
 }

@@ -9,6 +9,7 @@
 //! the engine and other calls are unaffected.
 
 use super::admission::{Breaking, CallKind, ConnectionLimit, Outcome};
+use super::connections::PoolScope;
 use super::contract::{ContractVersion, ExportResult, Provider, ProviderPre};
 use super::domain::{LeaseInfo, PluginInfo};
 use super::runtime::{EPOCH_TICK, RuntimeInner};
@@ -134,6 +135,7 @@ impl Plugin {
         self.call(
             "validate",
             scope,
+            &config,
             async |plugin: &Provider, store: &mut Store<Sandbox>| {
                 plugin.validate(store, &config, role.as_ref()).await
             },
@@ -155,6 +157,7 @@ impl Plugin {
             .call(
                 "create",
                 scope,
+                &config,
                 async |plugin: &Provider, store: &mut Store<Sandbox>| {
                     plugin.create(store, &config, &role, lease).await
                 },
@@ -185,6 +188,7 @@ impl Plugin {
         self.call(
             "renew",
             scope,
+            &config,
             async |plugin: &Provider, store: &mut Store<Sandbox>| {
                 plugin.renew(store, &config, &role, &handle, lease).await
             },
@@ -208,6 +212,7 @@ impl Plugin {
         self.call(
             "revoke",
             scope,
+            &config,
             async |plugin: &Provider, store: &mut Store<Sandbox>| {
                 plugin
                     .revoke(
@@ -233,6 +238,7 @@ impl Plugin {
         self.call(
             "rotate_root",
             scope,
+            &config,
             async |plugin: &Provider, store: &mut Store<Sandbox>| {
                 plugin.rotate_root(store, &config).await
             },
@@ -249,6 +255,7 @@ impl Plugin {
         &self,
         operation: &'static str,
         scope: &CallScope,
+        config: &str,
         export: impl AsyncFnOnce(&Provider, &mut Store<Sandbox>) -> ExportResult<R>,
     ) -> Result<R, PluginError> {
         let labels = CallLabels {
@@ -280,7 +287,31 @@ impl Plugin {
             }
         };
         let started = std::time::Instant::now();
-        let result = run_in_sandbox(&self.runtime, &self.pre, &scope.grants, labels, export).await;
+        // Connections kept by one call are offered to the next call on the same
+        // connection by the same component with the same config. A call on no
+        // connection keeps none, nor does rotate-root: what it set up belongs to
+        // a config about to be replaced.
+        let pool = scope
+            .connection
+            .as_ref()
+            .filter(|_| operation != "rotate_root")
+            .map(|connection| PoolScope {
+                pools: self.runtime.pools.clone(),
+                key: self
+                    .runtime
+                    .pools
+                    .key(&connection.key, &self.sha256, config),
+                limit: connection.max_parallel as usize,
+            });
+        let result = run_in_sandbox(
+            &self.runtime,
+            &self.pre,
+            &scope.grants,
+            labels,
+            pool,
+            export,
+        )
+        .await;
         admitted.finish(match &result {
             Err(PluginError::Timeout(_)) => Outcome::TimedOut,
             _ => Outcome::Answered,
@@ -312,6 +343,7 @@ pub(crate) async fn call_info(
         pre,
         &Grants::none(),
         labels,
+        None,
         async |plugin: &Provider, store: &mut Store<Sandbox>| Ok(Ok(plugin.info(store).await?)),
     )
     .await;
@@ -334,10 +366,18 @@ async fn run_in_sandbox<R>(
     pre: &ProviderPre,
     grants: &Grants,
     labels: CallLabels,
+    pool: Option<PoolScope>,
     export: impl AsyncFnOnce(&Provider, &mut Store<Sandbox>) -> ExportResult<R>,
 ) -> Result<R, PluginError> {
     let limits = &runtime.config;
-    let sandbox = Sandbox::build(grants, labels, limits.memory_limit_bytes).await?;
+    let sandbox = Sandbox::build(
+        grants,
+        labels,
+        limits.memory_limit_bytes,
+        pool,
+        runtime.http_clients.clone(),
+    )
+    .await?;
     let mut store = Store::new(&runtime.engine, sandbox);
     store.limiter(|sandbox| &mut sandbox.memory);
 
@@ -363,6 +403,9 @@ async fn run_in_sandbox<R>(
     let outcome = tokio::time::timeout(limits.call_timeout + 2 * EPOCH_TICK, run).await;
     store.data_mut().output.flush_streams();
 
+    if let Ok(Ok(Ok(_))) = &outcome {
+        store.data_mut().connections.commit();
+    }
     let sandbox = store.data();
     let refused = sandbox.denials.refused();
     match outcome {

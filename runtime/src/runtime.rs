@@ -8,7 +8,9 @@
 
 use super::admission::{Admission, AdmissionConfig};
 use super::cache::{ArtifactCache, ArtifactPins};
+use super::connections::ConnectionPools;
 use super::contract::{self, Linkers, ProviderPre};
+use super::http_clients::HttpClients;
 use super::sandbox::{CallLabels, Sandbox};
 use super::{LoadError, Plugin};
 use sha2::{Digest, Sha256};
@@ -71,6 +73,10 @@ pub(crate) struct RuntimeInner {
     pub(crate) config: RuntimeConfig,
     pub(crate) admission: Admission,
     cache: Option<ArtifactCache>,
+    /// Connections plugins kept between calls, per connection config.
+    pub(crate) pools: Arc<ConnectionPools>,
+    /// Keep-alive clients for plugins' HTTP requests, per checked destination.
+    pub(crate) http_clients: Arc<HttpClients>,
     ticker: EpochTicker,
 }
 
@@ -116,7 +122,8 @@ impl Runtime {
             })?),
             None => None,
         };
-        let ticker = EpochTicker::start(engine.clone());
+        let pools = Arc::<ConnectionPools>::default();
+        let ticker = EpochTicker::start(engine.clone(), pools.clone());
         let admission = Admission::new(AdmissionConfig {
             max_instances: calls,
             reserved_for_revocation: config.reserved_for_revocation,
@@ -130,6 +137,8 @@ impl Runtime {
                 admission,
                 config,
                 cache,
+                pools,
+                http_clients: Arc::default(),
                 ticker,
             }),
         })
@@ -140,10 +149,21 @@ impl Runtime {
         &self.inner.config
     }
 
-    /// Forgets what the breaker learnt about connection `key` (its config
-    /// changed): calls on it are admitted again at once.
+    /// Forgets what the breaker learnt about connection `key` and closes the
+    /// connections its plugin kept (its config changed): calls on it are
+    /// admitted again at once, and connect afresh.
     pub fn forget_connection(&self, key: &str) {
         self.inner.admission.forget(key);
+        self.inner.pools.forget(|connection| connection == key);
+    }
+
+    /// Closes the connections kept for every connection of the mount with
+    /// `mount_id` (it was disabled, or moved to another plugin version).
+    pub fn forget_mount_connections(&self, mount_id: &str) {
+        let prefix = format!("{mount_id}/");
+        self.inner
+            .pools
+            .forget(|connection| connection.starts_with(&prefix));
     }
 
     /// How many compiled plugins the on-disk cache holds.
@@ -231,22 +251,31 @@ impl Drop for RuntimeInner {
     }
 }
 
-/// Advances the engine's epoch every [`EPOCH_TICK`] until stopped.
+/// Ticks between two sweeps of the idle connection pools (ten seconds).
+const SWEEP_EVERY_TICKS: u32 = 1000;
+
+/// Advances the engine's epoch every [`EPOCH_TICK`] until stopped, and closes
+/// expired idle connections now and then, so a quiet broker does not hold them.
 struct EpochTicker {
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl EpochTicker {
-    fn start(engine: Engine) -> Self {
+    fn start(engine: Engine, pools: Arc<ConnectionPools>) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         let thread = std::thread::Builder::new()
             .name("leasehold-epoch".into())
             .spawn(move || {
+                let mut ticks = 0u32;
                 while !flag.load(Ordering::Relaxed) {
                     std::thread::sleep(EPOCH_TICK);
                     engine.increment_epoch();
+                    ticks = (ticks + 1) % SWEEP_EVERY_TICKS;
+                    if ticks == 0 {
+                        pools.sweep();
+                    }
                 }
             })
             .expect("spawning the epoch thread");

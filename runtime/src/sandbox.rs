@@ -3,13 +3,16 @@
 //! Built fresh for every call from the mount's [`Grants`] and dropped with the
 //! call, so nothing survives from one lease to the next. Nothing is inherited from
 //! the host: no environment variables, no arguments, an empty stdin, captured
-//! stdout and stderr, at most one directory, and sockets and HTTP only through the
-//! checks in [`super::grants`] and [`super::egress`].
+//! stdout and stderr, at most one directory, and sockets, connections and HTTP
+//! only through the checks in [`super::grants`], [`super::connections`] and
+//! [`super::egress`]. Only connections a plugin explicitly keeps outlive the call.
 
 use super::PluginError;
+use super::connections::{CallConnections, PoolScope};
 use super::denials::DenialLog;
 use super::egress::HttpEgress;
 use super::grants::{Grants, ResolvedGrants, SocketDecision};
+use super::http_clients::HttpClients;
 use super::output::PluginOutput;
 use rustix::fd::AsRawFd;
 use rustix::fs::{Mode, OFlags, ResolveFlags};
@@ -35,8 +38,11 @@ pub(crate) struct Sandbox {
     pub(crate) output: PluginOutput,
     pub(crate) grants: Arc<ResolvedGrants>,
     pub(crate) denials: DenialLog,
-    /// Sockets created so far in this call (see `socket_limit`).
+    /// Sockets created so far in this call (see `socket_limit`), including
+    /// the connections it opened through `connections`.
     pub(crate) sockets_created: u32,
+    /// Connections the host holds for the plugin (contract 0.2.0 and later).
+    pub(crate) connections: CallConnections,
 }
 
 /// Who a call runs for, for logs and denials.
@@ -52,9 +58,12 @@ impl Sandbox {
         grants: &Grants,
         labels: CallLabels,
         memory_limit: usize,
+        pool: Option<PoolScope>,
+        http_clients: Arc<HttpClients>,
     ) -> Result<Self, PluginError> {
         let resolved = Arc::new(grants.resolve().await);
         let denials = DenialLog::new(labels.plugin.clone(), labels.mount.clone());
+        let labels_mount = labels.mount.clone();
         let output = PluginOutput::new(labels.plugin, labels.mount);
 
         let mut wasi = WasiCtxBuilder::new();
@@ -116,6 +125,8 @@ impl Sandbox {
                 grants: resolved.clone(),
                 denials: denials.clone(),
                 sent: 0,
+                clients: http_clients,
+                mount: labels_mount,
             },
             table: {
                 let mut table = ResourceTable::new();
@@ -124,6 +135,7 @@ impl Sandbox {
             },
             memory: MemoryLimiter::new(memory_limit),
             output,
+            connections: CallConnections::new(resolved.clone(), denials.clone(), pool),
             grants: resolved,
             denials,
             sockets_created: 0,

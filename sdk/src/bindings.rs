@@ -1,4 +1,4 @@
-//! Bindings generated from `wit/0.1.0/provider.wit` (`leasehold:provider@0.1.0`)
+//! Bindings generated from `wit/0.2.0/provider.wit` (`leasehold:provider@0.2.0`)
 //! for the guest side: the contract version plugins built with this SDK export.
 //!
 //! Plugin authors do not use these directly: [`crate::Provider`] and
@@ -6,7 +6,7 @@
 //! expands inside the plugin's crate and must name them.
 
 wit_bindgen::generate!({
-    path: "../wit/0.1.0",
+    path: "../wit/0.2.0",
     world: "leasehold:provider/plugin",
     pub_export_macro: true,
     export_macro_name: "export_bindings",

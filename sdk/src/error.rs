@@ -140,6 +140,20 @@ impl Error {
     }
 }
 
+impl Error {
+    /// The error of a host function (`connections`), as the plugin's own.
+    pub(crate) fn from_wit(err: crate::bindings::leasehold::provider::types::Error) -> Self {
+        use crate::bindings::leasehold::provider::types::Error as Wit;
+        match err {
+            Wit::InvalidConfig(m) => Self::InvalidConfig(m),
+            Wit::InvalidRequest(m) => Self::InvalidRequest(m),
+            Wit::Unavailable(m) => Self::Unavailable(m),
+            Wit::Denied(m) => Self::Denied(m),
+            Wit::Internal(m) => Self::Internal(m),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -92,6 +92,7 @@
 extern crate self as leasehold_sdk;
 
 pub mod bindings;
+pub mod connection;
 mod error;
 pub mod http;
 mod issued;

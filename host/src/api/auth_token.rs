@@ -43,7 +43,9 @@ fn lookup_data(entry: &TokenEntry, id: Option<&Token>) -> Value {
     data
 }
 
-/// The `auth` block of a create or renew response.
+/// The `auth` block of a create or renew response. The lease duration is the
+/// TTL the token was just given, not what is left of it a moment later (which a
+/// second boundary in between would make one less).
 fn auth_block(token: &Token, entry: &TokenEntry) -> Value {
     json!({
         "client_token": token.expose(),
@@ -52,7 +54,7 @@ fn auth_block(token: &Token, entry: &TokenEntry) -> Value {
         "token_policies": entry.policies,
         "identity_policies": null,
         "metadata": entry.meta,
-        "lease_duration": entry.ttl_remaining(unix_now()),
+        "lease_duration": entry.ttl,
         "renewable": entry.renewable,
         "entity_id": "",
         "token_type": "service",

@@ -90,6 +90,16 @@ pub struct AuditRegistry {
     live: std::sync::Mutex<std::collections::HashMap<String, std::sync::Weak<AuditDevice>>>,
     /// One opener at a time: opening may store a device's new chain key.
     opening: tokio::sync::Mutex<()>,
+    /// Whether any device is enabled, asked by every request: read from
+    /// storage once, until an enable, a disable or a seal.
+    enabled: std::sync::Mutex<EnabledCache>,
+}
+
+#[derive(Default)]
+struct EnabledCache {
+    /// Bumped by every change: an answer read before one is not kept after it.
+    generation: u64,
+    any: Option<bool>,
 }
 
 fn file_path_of(config: &DeviceConfig) -> Result<&str, AuditError> {
@@ -127,6 +137,7 @@ impl AuditRegistry {
             open: RwLock::new(None),
             live: Default::default(),
             opening: tokio::sync::Mutex::new(()),
+            enabled: Default::default(),
         }
     }
 
@@ -142,9 +153,13 @@ impl AuditRegistry {
             .filter(|device| device.has_chain_key(chain_key))
     }
 
-    /// Forgets the open devices (on seal).
+    /// Forgets the open devices and whether any is enabled (on seal, and after
+    /// an enable or a disable).
     pub fn forget(&self) {
         *self.open.write().unwrap_or_else(|e| e.into_inner()) = None;
+        let mut cache = self.enabled.lock().unwrap_or_else(|e| e.into_inner());
+        cache.generation += 1;
+        cache.any = None;
     }
 
     /// The enabled devices and their configs.
@@ -290,7 +305,19 @@ impl AuditRegistry {
 
     /// Whether any device is enabled (even one that cannot write).
     pub async fn any_enabled(&self) -> Result<bool, AuditError> {
-        Ok(!self.barrier.list(PREFIX).await?.is_empty())
+        let generation = {
+            let cache = self.enabled.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(any) = cache.any {
+                return Ok(any);
+            }
+            cache.generation
+        };
+        let any = !self.barrier.list(PREFIX).await?.is_empty();
+        let mut cache = self.enabled.lock().unwrap_or_else(|e| e.into_inner());
+        if cache.generation == generation {
+            cache.any = Some(any);
+        }
+        Ok(any)
     }
 
     /// Enables a file device at `path`. The file must be writable now.

@@ -4,7 +4,8 @@
 use super::acl::Acl;
 use super::parse::{Policy, PolicyError, parse};
 use crate::barrier::{Barrier, BarrierError};
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 const PREFIX: &str = "sys/policy/";
 
@@ -57,6 +58,35 @@ pub enum PolicyStoreError {
 #[derive(Clone)]
 pub struct PolicyStore {
     barrier: Arc<Barrier>,
+    /// ACLs already built, by the policy names they are of: every request
+    /// needs its token's, and reading and parsing its policies each time is
+    /// most of authorization's cost. Emptied by every policy write or delete.
+    acls: Arc<Mutex<AclCache>>,
+}
+
+/// Most sets of policy names kept; tokens share a few sets, so past this the
+/// cache starts over rather than tracking use.
+const MAX_CACHED_ACLS: usize = 4096;
+
+#[derive(Default)]
+struct AclCache {
+    /// Bumped by every change: an ACL built from what was read before a change
+    /// is not kept after it.
+    generation: u64,
+    built: HashMap<Vec<String>, Arc<Acl>>,
+}
+
+impl PolicyStore {
+    fn acl_cache(&self) -> std::sync::MutexGuard<'_, AclCache> {
+        self.acls.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Forgets every cached ACL (a policy changed).
+    fn changed(&self) {
+        let mut cache = self.acl_cache();
+        cache.generation += 1;
+        cache.built.clear();
+    }
 }
 
 fn check_name(name: &str) -> Result<(), PolicyStoreError> {
@@ -75,7 +105,10 @@ fn check_name(name: &str) -> Result<(), PolicyStoreError> {
 impl PolicyStore {
     /// Policies stored in `barrier`.
     pub fn new(barrier: Arc<Barrier>) -> Self {
-        Self { barrier }
+        Self {
+            barrier,
+            acls: Arc::default(),
+        }
     }
 
     /// The text of policy `name`, if it exists.
@@ -105,6 +138,7 @@ impl PolicyStore {
         self.barrier
             .put(&format!("{PREFIX}{name}"), text.as_bytes())
             .await?;
+        self.changed();
         Ok(policy)
     }
 
@@ -115,6 +149,7 @@ impl PolicyStore {
             return Err(PolicyStoreError::BuiltIn(name, "deleted"));
         }
         self.barrier.delete(&format!("{PREFIX}{name}")).await?;
+        self.changed();
         Ok(())
     }
 
@@ -139,7 +174,26 @@ impl PolicyStore {
     }
 
     /// The ACL of a token holding `names`. Missing policies grant nothing.
-    pub async fn acl(&self, names: &[String]) -> Result<Acl, PolicyStoreError> {
+    pub async fn acl(&self, names: &[String]) -> Result<Arc<Acl>, PolicyStoreError> {
+        let generation = {
+            let cache = self.acl_cache();
+            if let Some(acl) = cache.built.get(names) {
+                return Ok(acl.clone());
+            }
+            cache.generation
+        };
+        let acl = Arc::new(self.build_acl(names).await?);
+        let mut cache = self.acl_cache();
+        if cache.generation == generation {
+            if cache.built.len() >= MAX_CACHED_ACLS {
+                cache.built.clear();
+            }
+            cache.built.insert(names.to_vec(), acl.clone());
+        }
+        Ok(acl)
+    }
+
+    async fn build_acl(&self, names: &[String]) -> Result<Acl, PolicyStoreError> {
         if names.iter().any(|n| n == "root") {
             return Ok(Acl::root());
         }

@@ -353,6 +353,7 @@ impl Secrets {
         }
         self.mounts.remove(&path).await?;
         self.data.purge(&mount.uuid).await?;
+        self.catalog.runtime().forget_mount_connections(&mount.uuid);
         Ok(revoked)
     }
 
@@ -669,7 +670,11 @@ impl Secrets {
                 mount.path
             )));
         }
-        Ok(self.data.delete_connection(&mount.uuid, name).await?)
+        self.data.delete_connection(&mount.uuid, name).await?;
+        self.catalog
+            .runtime()
+            .forget_connection(&connection_key(mount, name));
+        Ok(())
     }
 
     /// Rotates the connection's root credential through the plugin and stores
@@ -688,7 +693,13 @@ impl Secrets {
         let rotated = target
             .plugin
             .rotate_root(&target.scope, &target.config)
-            .await?;
+            .await;
+        // Whether or not the new config is stored, the root credential on the
+        // target may have changed: sessions set up with the old one go.
+        self.catalog
+            .runtime()
+            .forget_connection(&connection_key(mount, name));
+        let rotated = rotated?;
         let config: Map<String, Value> = serde_json::from_str(rotated.expose_secret())
             .map_err(|_| invalid("the plugin returned a config that is not a JSON object"))?;
         connection.config = config;

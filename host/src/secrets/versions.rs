@@ -102,6 +102,8 @@ impl Secrets {
                 to = tuned.plugin_version.as_deref().unwrap_or_default(),
                 "mount moved to another plugin version: the next call runs it"
             );
+            // What the old version kept open is of no use to the new one.
+            self.catalog.runtime().forget_mount_connections(&tuned.uuid);
         }
         Ok(tuned)
     }

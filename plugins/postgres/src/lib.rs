@@ -5,13 +5,17 @@
 //! rollback statements if they fail); `revoke` runs its revocation statements, or
 //! by default ends the role's sessions, reassigns and drops what it owns and drops
 //! it; `renew` moves `VALID UNTIL`; `rotate-root` gives the connection's user a new
-//! password. The plugin speaks the wire protocol itself ([`wire`]) over a TCP
-//! connection the host's grant allows.
+//! password. The plugin speaks the wire protocol itself ([`wire`]) over a
+//! connection the host opens where the grant allows, encrypts as `sslmode`
+//! says ([`endpoint`]), and keeps between calls, so most calls reuse an
+//! authenticated session.
 
+mod endpoint;
 mod names;
 mod template;
 mod wire;
 
+use endpoint::{Endpoint, SslMode};
 use leasehold_sdk::PasswordPolicy;
 use leasehold_sdk::prelude::*;
 use postgres_protocol::escape::{escape_identifier, escape_literal};
@@ -26,9 +30,9 @@ const MAX_NAME: usize = 63;
 #[derive(Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct Config {
-    /// `postgresql://{{username}}:{{password}}@host:port/database`, as Vault
-    /// writes it (the placeholders stand for `username` and `password`); or give
-    /// `host`, `port` and `database` instead.
+    /// `postgresql://{{username}}:{{password}}@host:port/database?sslmode=...`,
+    /// as Vault writes it (the placeholders stand for `username` and
+    /// `password`); or give `host`, `port`, `database` and `sslmode` instead.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     connection_url: Option<String>,
     /// Host name or IP address (grant `host:port` in `allowed_hosts`).
@@ -40,6 +44,14 @@ struct Config {
     /// Database (default `postgres`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     database: Option<String>,
+    /// libpq's `sslmode`: `disable`, `prefer` (the default: TLS when the server
+    /// offers it, unchecked), `require`, `verify-ca` or `verify-full`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    sslmode: Option<String>,
+    /// The CA certificates (PEM) that `verify-ca` and `verify-full` trust,
+    /// instead of the system's roots.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    tls_ca: Option<String>,
     /// The user the plugin connects as; it needs `CREATEROLE` (and ownership or
     /// superuser for the default revocation).
     username: String,
@@ -81,34 +93,38 @@ struct Role {
 }
 
 impl Config {
-    /// Host, port and database.
-    fn endpoint(&self) -> Result<(String, u16, String)> {
-        let split = self.host.is_some() || self.port.is_some() || self.database.is_some();
+    /// Host, port, database and `sslmode`.
+    fn endpoint(&self) -> Result<Endpoint> {
+        let split = self.host.is_some()
+            || self.port.is_some()
+            || self.database.is_some()
+            || self.sslmode.is_some();
         match &self.connection_url {
             Some(_) if split => Err(Error::invalid_config(
-                "give connection_url or host/port/database, not both",
+                "give connection_url or host/port/database/sslmode, not both",
             )),
-            Some(template) => names::parse_url(template),
-            None => {
-                let host = self
+            Some(template) => endpoint::parse_url(template),
+            None => Ok(Endpoint {
+                host: self
                     .host
                     .clone()
-                    .ok_or_else(|| Error::invalid_config("connection_url or host is required"))?;
-                Ok((
-                    host,
-                    self.port.unwrap_or(5432),
-                    self.database.clone().unwrap_or_else(|| "postgres".into()),
-                ))
-            }
+                    .ok_or_else(|| Error::invalid_config("connection_url or host is required"))?,
+                port: self.port.unwrap_or(5432),
+                database: self.database.clone().unwrap_or_else(|| "postgres".into()),
+                sslmode: match &self.sslmode {
+                    Some(mode) => SslMode::parse(mode)?,
+                    None => SslMode::Prefer,
+                },
+            }),
         }
     }
 
+    /// A session as the config's user: kept from an earlier call, or new.
     fn connect(&self) -> Result<Connection> {
-        let (host, port, database) = self.endpoint()?;
+        let endpoint = self.endpoint()?;
         Connection::open(&Target {
-            host: &host,
-            port,
-            database: &database,
+            endpoint: &endpoint,
+            tls_ca: self.tls_ca.as_deref(),
             user: &self.username,
             password: self.password.expose(),
             allow_md5: self.allow_md5,
@@ -235,7 +251,9 @@ impl Provider for Postgres {
         if let Some(role) = role {
             role.check()?;
         }
-        config.connect()?.query("SELECT 1")?;
+        let mut connection = config.connect()?;
+        connection.query("SELECT 1")?;
+        connection.keep();
         Ok(())
     }
 
@@ -297,6 +315,7 @@ impl Provider for Postgres {
                 err.message()
             )));
         }
+        connection.keep();
         leasehold_sdk::log::info(format!("created role {name}"));
         Ok(Issued::new(&name)
             .field("username", &name)
@@ -315,7 +334,10 @@ impl Provider for Postgres {
             [] => &default[..],
             given => given,
         };
-        in_transaction(&mut config.connect()?, statements, &values)
+        let mut connection = config.connect()?;
+        in_transaction(&mut connection, statements, &values)?;
+        connection.keep();
+        Ok(())
     }
 
     fn revoke(config: &Config, role: &Role, handle: Option<&str>, lease: &Lease) -> Result<()> {
@@ -335,6 +357,7 @@ impl Provider for Postgres {
             escape_literal(name)
         ))?;
         if exists.is_empty() {
+            connection.keep();
             return Ok(());
         }
         if !role.revocation_statements.is_empty() {
@@ -344,7 +367,9 @@ impl Provider for Postgres {
                 password: None,
                 expiration: &expires,
             };
-            return in_transaction(&mut connection, &role.revocation_statements, &values);
+            in_transaction(&mut connection, &role.revocation_statements, &values)?;
+            connection.keep();
+            return Ok(());
         }
         let (ident, literal) = (escape_identifier(name), escape_literal(name));
         connection.query(&format!(
@@ -358,6 +383,7 @@ impl Provider for Postgres {
             format!("DROP ROLE IF EXISTS {ident}"),
         ];
         retrying_conflicts(|| run_transaction(&mut connection, &drop))?;
+        connection.keep();
         leasehold_sdk::log::info(format!("dropped role {name}"));
         Ok(())
     }

@@ -1,46 +1,7 @@
-//! The connection URL, and role names from a template.
+//! Role names from a template.
 
 use leasehold_sdk::{Error, Lease, Result};
 use sha2::{Digest, Sha256};
-
-/// Host, port and database of a Vault-style `connection_url`
-/// (`postgresql://{{username}}:{{password}}@host:port/database`). A password
-/// written into the URL itself is refused: the URL is not secret, `password` is.
-pub fn parse_url(template: &str) -> Result<(String, u16, String)> {
-    let filled = template
-        .replace("{{username}}", "placeholder-user")
-        .replace("{{password}}", "placeholder-password");
-    let url = url::Url::parse(&filled)
-        .map_err(|err| Error::invalid_config(format!("connection_url: {err}")))?;
-    if !matches!(url.scheme(), "postgres" | "postgresql") {
-        return Err(Error::invalid_config(
-            "connection_url must start with postgresql://",
-        ));
-    }
-    if url.password().is_some_and(|p| p != "placeholder-password") {
-        return Err(Error::invalid_config(
-            "connection_url holds a password: write {{password}} there and the password in `password`",
-        ));
-    }
-    for (key, value) in url.query_pairs() {
-        if key == "sslmode" && matches!(value.as_ref(), "require" | "verify-ca" | "verify-full") {
-            return Err(Error::invalid_config(
-                "TLS to PostgreSQL is not supported yet: use sslmode=disable",
-            ));
-        }
-    }
-    let host = url
-        .host_str()
-        .ok_or_else(|| Error::invalid_config("connection_url has no host"))?
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .to_owned();
-    let database = match url.path().trim_start_matches('/') {
-        "" => "postgres".to_owned(),
-        name => name.to_owned(),
-    };
-    Ok((host, url.port().unwrap_or(5432), database))
-}
 
 /// The fewest hex digits of `{{random N}}` a username template must hold: 64 bits
 /// of the lease id's hash, so two leases' names collide with negligible odds.
@@ -200,21 +161,6 @@ pub fn check_template(template: &str, max: usize) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn urls_in_vaults_shape() {
-        assert_eq!(
-            parse_url("postgresql://{{username}}:{{password}}@10.0.0.5:5433/app").unwrap(),
-            ("10.0.0.5".to_owned(), 5433, "app".to_owned())
-        );
-        assert_eq!(
-            parse_url("postgres://{{username}}:{{password}}@db.internal/").unwrap(),
-            ("db.internal".to_owned(), 5432, "postgres".to_owned())
-        );
-        assert!(parse_url("postgresql://admin:hunter2@h/db").is_err());
-        assert!(parse_url("mysql://h/db").is_err());
-        assert!(parse_url("postgresql://{{username}}:{{password}}@h/db?sslmode=require").is_err());
-    }
 
     fn lease(id: &str, requester: &str, role: &str) -> Lease {
         Lease::new(

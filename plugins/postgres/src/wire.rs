@@ -1,70 +1,94 @@
-//! One PostgreSQL connection over TCP: startup, authentication (SCRAM-SHA-256;
+//! One PostgreSQL session over a connection the host keeps: TLS negotiation
+//! (`SSLRequest`, then the host's TLS), startup, authentication (SCRAM-SHA-256;
 //! MD5 or cleartext only when the config allows), and the simple query protocol.
 //! Messages and SCRAM come from the `postgres-protocol` crate.
+//!
+//! A session that ends idle (no transaction open, nothing unread) is handed back
+//! to the host with [`Connection::keep`], and the next call for the same config
+//! takes it already authenticated: one TCP connection and one SCRAM exchange
+//! serve many credentials.
 //!
 //! Errors carry PostgreSQL's SQLSTATE and message, with every secret the
 //! connection knows replaced by `[redacted]`: a syntax error can quote the text
 //! around a password.
 
+use crate::endpoint::{Endpoint, SslMode};
 use bytes::BytesMut;
 use fallible_iterator::FallibleIterator;
+use leasehold_sdk::connection::Connection as HostConnection;
 use leasehold_sdk::{Error, Result};
 use postgres_protocol::authentication::md5_hash;
 use postgres_protocol::authentication::sasl::{ChannelBinding, SCRAM_SHA_256, ScramSha256};
 use postgres_protocol::message::backend::Message;
 use postgres_protocol::message::frontend;
-use std::io::{ErrorKind, Read, Write};
-use std::net::TcpStream;
+use std::io::{Read, Write};
 
 /// Where and as whom to connect.
 pub struct Target<'a> {
-    pub host: &'a str,
-    pub port: u16,
-    pub database: &'a str,
+    pub endpoint: &'a Endpoint,
+    /// PEM CA certificates to trust instead of the system's.
+    pub tls_ca: Option<&'a str>,
     pub user: &'a str,
     pub password: &'a str,
     pub allow_md5: bool,
     pub allow_cleartext: bool,
 }
 
-/// A connected, authenticated session.
-pub struct Connection {
-    stream: TcpStream,
-    incoming: BytesMut,
-    secrets: Vec<String>,
-}
+/// The key a session is kept under: everything else that set it up is in the
+/// config, which the host keys its pool by.
+const POOL_KEY: &str = "root";
 
 /// One row of a result: each column as text, or `None` for NULL.
 pub type Row = Vec<Option<String>>;
+
+/// A connected, authenticated session.
+pub struct Connection {
+    /// `None` once handed back to the host.
+    stream: Option<HostConnection>,
+    incoming: BytesMut,
+    secrets: Vec<String>,
+    /// Whether the last `ReadyForQuery` said no transaction is open.
+    idle: bool,
+}
 
 fn protocol(err: std::io::Error) -> Error {
     Error::internal(format!("PostgreSQL protocol: {err}"))
 }
 
 impl Connection {
-    /// Connects and authenticates.
+    /// A session kept by an earlier call for this config, or a new one.
     pub fn open(target: &Target<'_>) -> Result<Self> {
-        let stream =
-            TcpStream::connect((target.host, target.port)).map_err(|err| match err.kind() {
-                ErrorKind::PermissionDenied => Error::denied(format!(
-                    "connecting to {}:{} is not granted (allowed_hosts)",
-                    target.host, target.port
-                )),
-                _ => Error::unavailable(format!(
-                    "connecting to PostgreSQL at {}:{}: {err}",
-                    target.host, target.port
-                )),
-            })?;
-        let mut connection = Self {
-            stream,
-            incoming: BytesMut::new(),
-            secrets: vec![target.password.to_owned()],
+        let mut connection = match HostConnection::take(POOL_KEY) {
+            Some(kept) => Self::around(kept),
+            None => Self::connect(target)?,
         };
+        connection.secrets.push(target.password.to_owned());
+        Ok(connection)
+    }
+
+    fn around(stream: HostConnection) -> Self {
+        Self {
+            stream: Some(stream),
+            incoming: BytesMut::new(),
+            secrets: Vec::new(),
+            idle: true,
+        }
+    }
+
+    /// Connects, negotiates TLS as `sslmode` says, and authenticates.
+    fn connect(target: &Target<'_>) -> Result<Self> {
+        let endpoint = target.endpoint;
+        let stream = HostConnection::open(&endpoint.host, endpoint.port)?;
+        let mut connection = Self::around(stream);
+        connection.secrets.push(target.password.to_owned());
+        if let Some(tls) = endpoint.sslmode.tls(target.tls_ca) {
+            connection.negotiate_tls(endpoint.sslmode, &tls)?;
+        }
         let mut out = BytesMut::new();
         frontend::startup_message(
             [
                 ("user", target.user),
-                ("database", target.database),
+                ("database", endpoint.database.as_str()),
                 ("application_name", "leasehold"),
                 ("client_encoding", "UTF8"),
                 // Statement templates double a value's quotes inside '...'
@@ -80,13 +104,58 @@ impl Connection {
         Ok(connection)
     }
 
+    /// `SSLRequest`: the server answers one byte, `S` to go on in TLS (the host
+    /// does the handshake) or `N` to stay in clear, which only `prefer` accepts.
+    fn negotiate_tls(&mut self, mode: SslMode, tls: &leasehold_sdk::connection::Tls) -> Result<()> {
+        let mut out = BytesMut::new();
+        frontend::ssl_request(&mut out);
+        self.send(&out)?;
+        let mut answer = [0u8; 1];
+        self.stream_mut()?
+            .read_exact(&mut answer)
+            .map_err(|err| Error::unavailable(format!("reading from PostgreSQL: {err}")))?;
+        match (answer[0], mode) {
+            (b'S', _) => self.stream_mut()?.start_tls(tls),
+            (b'N', SslMode::Prefer) => Ok(()),
+            (b'N', _) => Err(Error::invalid_config(
+                "the server does not accept SSL connections, and sslmode requires one",
+            )),
+            (other, _) => Err(Error::internal(format!(
+                "PostgreSQL answered the SSL request with {other:#04x}"
+            ))),
+        }
+    }
+
+    /// Hands the session back to the host for a later call, if it is idle (no
+    /// transaction open, nothing unread) and `DISCARD ALL` returns it to how it
+    /// started: a role's statements may `SET ROLE`, change settings, create
+    /// temporary tables or take advisory locks, and none of that may follow the
+    /// session into another role's call. Otherwise it is closed.
+    pub fn keep(mut self) {
+        if !self.idle || !self.incoming.is_empty() || self.query("DISCARD ALL").is_err() {
+            return;
+        }
+        if self.idle
+            && self.incoming.is_empty()
+            && let Some(stream) = self.stream.take()
+        {
+            stream.keep(POOL_KEY);
+        }
+    }
+
+    fn stream_mut(&mut self) -> Result<&mut HostConnection> {
+        self.stream
+            .as_mut()
+            .ok_or_else(|| Error::internal("the PostgreSQL session was already handed back"))
+    }
+
     /// Also redact `secret` from errors from now on.
     pub fn redact(&mut self, secret: &str) {
         self.secrets.push(secret.to_owned());
     }
 
     fn send(&mut self, bytes: &[u8]) -> Result<()> {
-        self.stream
+        self.stream_mut()?
             .write_all(bytes)
             .map_err(|err| Error::unavailable(format!("writing to PostgreSQL: {err}")))
     }
@@ -98,7 +167,7 @@ impl Connection {
             }
             let mut chunk = [0u8; 8192];
             let read = self
-                .stream
+                .stream_mut()?
                 .read(&mut chunk)
                 .map_err(|err| Error::unavailable(format!("reading from PostgreSQL: {err}")))?;
             if read == 0 {
@@ -129,9 +198,13 @@ impl Connection {
                             "the server offers no SASL mechanism leasehold supports (SCRAM-SHA-256)",
                         ));
                     }
-                    // No TLS, so no channel binding to offer.
+                    // No channel binding, encrypted or not: the host holds the
+                    // TLS session and its certificate. Said as "not supported"
+                    // (`n`): "supported but not offered" (`y`) would make a
+                    // server that offers SCRAM-SHA-256-PLUS over TLS suspect a
+                    // downgrade and refuse.
                     let exchange =
-                        ScramSha256::new(target.password.as_bytes(), ChannelBinding::unrequested());
+                        ScramSha256::new(target.password.as_bytes(), ChannelBinding::unsupported());
                     frontend::sasl_initial_response(SCRAM_SHA_256, exchange.message(), &mut out)
                         .map_err(protocol)?;
                     scram = Some(exchange);
@@ -195,7 +268,10 @@ impl Connection {
         let mut failure = None;
         loop {
             match self.receive()? {
-                Message::ReadyForQuery(_) => break,
+                Message::ReadyForQuery(body) => {
+                    self.idle = body.status() == b'I';
+                    break;
+                }
                 Message::RowDescription(_) => rows.clear(),
                 Message::DataRow(body) => {
                     let buffer = body.buffer();
@@ -269,9 +345,13 @@ pub fn is_conflict(err: &Error) -> bool {
 }
 
 impl Drop for Connection {
+    /// A session that is not kept ends with `Terminate`, so the server does not
+    /// log an unexpected EOF.
     fn drop(&mut self) {
-        let mut out = BytesMut::new();
-        frontend::terminate(&mut out);
-        let _ = self.stream.write_all(&out);
+        if let Some(stream) = self.stream.as_mut() {
+            let mut out = BytesMut::new();
+            frontend::terminate(&mut out);
+            let _ = stream.write_all(&out);
+        }
     }
 }

@@ -1,36 +1,57 @@
-//! One RESP2 connection to Redis over TCP.
+//! One RESP2 session with Redis, over a connection the host opens (in clear or
+//! TLS) and keeps between calls: a session authenticated by an earlier call is
+//! taken again instead of connecting and sending `AUTH` anew.
 
+use leasehold_sdk::connection::{Connection as HostConnection, Tls};
 use leasehold_sdk::{Error, Result};
 use redis_protocol::resp2::decode::decode;
 use redis_protocol::resp2::encode::encode;
 use redis_protocol::resp2::types::{OwnedFrame, Resp2Frame};
-use std::io::{ErrorKind, Read, Write};
-use std::net::TcpStream;
+use std::io::{Read, Write};
 
 /// Largest reply read.
 const MAX_REPLY: usize = 1 << 20;
 
+/// The key an authenticated session is kept under; the config (host, user,
+/// password, TLS) that set it up is what the host keys its pool by.
+const POOL_KEY: &str = "admin";
+
 pub struct Connection {
-    stream: TcpStream,
+    stream: HostConnection,
     buffer: Vec<u8>,
     /// Passwords this connection sent, cut out of any error message.
     secrets: Vec<String>,
 }
 
 impl Connection {
-    /// Connects to `host:port` (the host's grants decide whether it may).
-    pub fn open(host: &str, port: u16) -> Result<Self> {
-        let stream = TcpStream::connect((host, port)).map_err(|err| match err.kind() {
-            ErrorKind::PermissionDenied => {
-                Error::denied(format!("connecting to {host}:{port} is not granted"))
-            }
-            _ => Error::unavailable(format!("connecting to Redis at {host}:{port}: {err}")),
-        })?;
-        Ok(Self {
+    /// A session kept by an earlier call for this config, already authenticated.
+    pub fn take() -> Option<Self> {
+        HostConnection::take(POOL_KEY).map(Self::around)
+    }
+
+    /// Connects to `host:port` (the host's grants decide whether it may), with
+    /// TLS when `tls` is given.
+    pub fn open(host: &str, port: u16, tls: Option<&Tls>) -> Result<Self> {
+        let stream = match tls {
+            Some(tls) => HostConnection::connect_tls(host, port, tls)?,
+            None => HostConnection::open(host, port)?,
+        };
+        Ok(Self::around(stream))
+    }
+
+    fn around(stream: HostConnection) -> Self {
+        Self {
             stream,
             buffer: Vec::new(),
             secrets: Vec::new(),
-        })
+        }
+    }
+
+    /// Hands an authenticated session with nothing unread back to the host.
+    pub fn keep(self) {
+        if self.buffer.is_empty() {
+            self.stream.keep(POOL_KEY);
+        }
     }
 
     /// Also cut `secret` out of error messages from now on.

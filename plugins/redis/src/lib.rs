@@ -4,12 +4,14 @@
 //! admin user; `revoke` kills the user's connections (`CLIENT KILL USER`) and
 //! deletes it (`ACL DELUSER`); `rotate-root` gives the admin a new password
 //! (`ACL SETUSER <admin> resetpass >new`). RESP frames come from the
-//! `redis-protocol` crate over a plain TCP connection to the granted address.
+//! `redis-protocol` crate, over a connection the host opens to the granted
+//! address (with TLS when `tls` is set) and keeps between calls.
 
 mod connection;
 mod rules;
 
 use connection::Connection;
+use leasehold_sdk::connection::{Tls, TlsMode};
 use leasehold_sdk::prelude::*;
 
 /// Longest username this plugin makes.
@@ -29,9 +31,16 @@ struct Config {
     username: String,
     /// The admin user's password.
     password: Secret,
-    /// TLS to Redis; not supported yet, so it must be false.
+    /// Connect with TLS (Redis's `tls-port`).
     #[serde(default)]
     tls: bool,
+    /// With `tls`, accept any certificate: encrypted, but not protected from a
+    /// server in the middle.
+    #[serde(default)]
+    insecure_tls: bool,
+    /// With `tls`, the CA certificates (PEM) to trust instead of the system's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ca_cert: Option<String>,
 }
 
 fn default_port() -> u16 {
@@ -69,14 +78,40 @@ impl Role {
 }
 
 impl Config {
-    fn connect(&self) -> Result<Connection> {
-        if self.tls {
-            return Err(Error::invalid_config(
-                "tls is not supported yet: set it to false",
-            ));
+    /// What the host checks of the server's certificate, if TLS is on.
+    fn tls(&self) -> Result<Option<Tls>> {
+        if !self.tls {
+            if self.insecure_tls || self.ca_cert.is_some() {
+                return Err(Error::invalid_config(
+                    "insecure_tls and ca_cert only apply with tls: true",
+                ));
+            }
+            return Ok(None);
         }
-        let mut connection = Connection::open(&self.host, self.port)?;
-        connection.auth(&self.username, self.password.expose())?;
+        let mode = if self.insecure_tls {
+            TlsMode::Require
+        } else {
+            TlsMode::VerifyFull
+        };
+        let tls = Tls::new(mode);
+        Ok(Some(match &self.ca_cert {
+            Some(pem) => tls.ca_pem(pem),
+            None => tls,
+        }))
+    }
+
+    /// An authenticated admin session: kept from an earlier call, or new.
+    fn connect(&self) -> Result<Connection> {
+        let tls = self.tls()?;
+        let mut connection = match Connection::take() {
+            Some(kept) => kept,
+            None => {
+                let mut connection = Connection::open(&self.host, self.port, tls.as_ref())?;
+                connection.auth(&self.username, self.password.expose())?;
+                connection
+            }
+        };
+        connection.redact(self.password.expose());
         Ok(connection)
     }
 }
@@ -98,6 +133,7 @@ impl Provider for Redis {
         }
         let mut connection = config.connect()?;
         connection.command(&["PING"])?;
+        connection.keep();
         Ok(())
     }
 
@@ -136,6 +172,7 @@ impl Provider for Redis {
                 });
             }
         }
+        connection.keep();
         leasehold_sdk::log::info(format!("created Redis user {user}"));
         Ok(Issued::new(&user)
             .field("username", &user)
@@ -154,6 +191,7 @@ impl Provider for Redis {
             }
         }
         connection.command(&["ACL", "DELUSER", user])?;
+        connection.keep();
         leasehold_sdk::log::info(format!("deleted Redis user {user}"));
         Ok(())
     }
@@ -170,6 +208,8 @@ impl Provider for Redis {
             username: config.username.clone(),
             password: Secret::new(password),
             tls: config.tls,
+            insecure_tls: config.insecure_tls,
+            ca_cert: config.ca_cert.clone(),
         })
     }
 }

@@ -14,7 +14,91 @@
 //! [`ContractVersion`], [`ProviderPre`], [`Provider`] and [`Linkers`], and its
 //! arm in each `match`.
 
+/// The conversions between the runtime's own types and those every version's
+/// bindings generate for the records and variants all versions so far share
+/// (`lease-info`, `plugin-info`, `issued`, `error`, `level`). Expanded in each
+/// version's module, where `wit` names its provider interface and `logging`
+/// its logging interface; `$version` is the version the plugin info records.
+macro_rules! shared_conversions {
+    ($version:expr) => {
+        impl From<logging::Level> for domain::Level {
+            fn from(level: logging::Level) -> Self {
+                match level {
+                    logging::Level::Trace => Self::Trace,
+                    logging::Level::Debug => Self::Debug,
+                    logging::Level::Info => Self::Info,
+                    logging::Level::Warn => Self::Warn,
+                    logging::Level::Error => Self::Error,
+                }
+            }
+        }
+
+        impl From<&domain::LeaseInfo> for wit::LeaseInfo {
+            fn from(lease: &domain::LeaseInfo) -> Self {
+                Self {
+                    lease_id: lease.lease_id.clone(),
+                    mount: lease.mount.clone(),
+                    role: lease.role.clone(),
+                    requester: lease.requester.clone(),
+                    issued_at: lease.issued_at,
+                    ttl_seconds: lease.ttl_seconds,
+                    expires_at: lease.expires_at,
+                }
+            }
+        }
+
+        impl From<wit::PluginInfo> for domain::PluginInfo {
+            fn from(info: wit::PluginInfo) -> Self {
+                Self {
+                    name: info.name,
+                    version: info.version,
+                    description: info.description,
+                    config_schema: info.config_schema,
+                    role_schema: info.role_schema,
+                    max_username_length: info.max_username_length,
+                    can_renew: info.can_renew,
+                    can_rotate_root: info.can_rotate_root,
+                    contract_version: $version,
+                }
+            }
+        }
+
+        impl From<wit::Error> for Failure {
+            fn from(err: wit::Error) -> Self {
+                match err {
+                    wit::Error::InvalidConfig(m) => Self::InvalidConfig(m),
+                    wit::Error::InvalidRequest(m) => Self::InvalidRequest(m),
+                    wit::Error::Unavailable(m) => Self::Unavailable(m),
+                    wit::Error::Denied(m) => Self::Denied(m),
+                    wit::Error::Internal(m) => Self::Internal(m),
+                }
+            }
+        }
+
+        impl From<wit::Issued> for Issued {
+            fn from(issued: wit::Issued) -> Self {
+                let fields = issued
+                    .credential
+                    .into_iter()
+                    .map(|field| CredentialField {
+                        name: field.name,
+                        value: SecretString::from(field.value),
+                        secret: field.secret,
+                    })
+                    .collect();
+                Self {
+                    handle: SecretString::from(issued.handle),
+                    credential: Credential::new(fields),
+                }
+            }
+        }
+    };
+}
+
+pub(crate) use shared_conversions;
+
 mod v0_1_0;
+mod v0_2_0;
 
 use crate::LoadError;
 use crate::credential::Issued;
@@ -36,16 +120,20 @@ const PROVIDER: &str = "provider";
 pub enum ContractVersion {
     /// `leasehold:provider@0.1.0` (`wit/0.1.0`).
     V0_1_0,
+    /// `leasehold:provider@0.2.0` (`wit/0.2.0`): adds `connections`.
+    V0_2_0,
 }
 
 impl ContractVersion {
     /// Every supported version, oldest first: one per directory of `wit/`.
-    pub const SUPPORTED: &'static [ContractVersion] = &[ContractVersion::V0_1_0];
+    pub const SUPPORTED: &'static [ContractVersion] =
+        &[ContractVersion::V0_1_0, ContractVersion::V0_2_0];
 
     /// The version as written in WIT: `0.1.0`.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::V0_1_0 => "0.1.0",
+            Self::V0_2_0 => "0.2.0",
         }
     }
 
@@ -130,6 +218,7 @@ pub(crate) fn detect(engine: &Engine, component: &Component) -> Result<ContractV
 /// the world it was built for.
 pub(crate) struct Linkers {
     v0_1_0: Linker<Sandbox>,
+    v0_2_0: Linker<Sandbox>,
 }
 
 impl Linkers {
@@ -137,6 +226,7 @@ impl Linkers {
     pub(crate) fn new(base: &Linker<Sandbox>) -> wasmtime::Result<Self> {
         Ok(Self {
             v0_1_0: v0_1_0::linker(base.clone())?,
+            v0_2_0: v0_2_0::linker(base.clone())?,
         })
     }
 }
@@ -145,6 +235,7 @@ impl Linkers {
 /// instantiate for each call.
 pub(crate) enum ProviderPre {
     V0_1_0(v0_1_0::PluginPre<Sandbox>),
+    V0_2_0(v0_2_0::PluginPre<Sandbox>),
 }
 
 impl ProviderPre {
@@ -162,6 +253,9 @@ impl ProviderPre {
             ContractVersion::V0_1_0 => v0_1_0::pre(&linkers.v0_1_0, component)
                 .map(Self::V0_1_0)
                 .map_err(wrong_world),
+            ContractVersion::V0_2_0 => v0_2_0::pre(&linkers.v0_2_0, component)
+                .map(Self::V0_2_0)
+                .map_err(wrong_world),
         }
     }
 
@@ -172,6 +266,7 @@ impl ProviderPre {
     ) -> wasmtime::Result<Provider> {
         Ok(match self {
             Self::V0_1_0(pre) => Provider::V0_1_0(pre.instantiate_async(store).await?),
+            Self::V0_2_0(pre) => Provider::V0_2_0(pre.instantiate_async(store).await?),
         })
     }
 }
@@ -183,6 +278,18 @@ pub(crate) type ExportResult<R> = wasmtime::Result<Result<R, Failure>>;
 /// version, in the runtime's own types.
 pub(crate) enum Provider {
     V0_1_0(v0_1_0::Plugin),
+    V0_2_0(v0_2_0::Plugin),
+}
+
+/// Runs the same code on whichever version's bindings `provider` holds: the
+/// generated types differ per version, the calls do not.
+macro_rules! on_each_version {
+    ($provider:expr, $plugin:ident => $body:expr) => {
+        match $provider {
+            Provider::V0_1_0($plugin) => $body,
+            Provider::V0_2_0($plugin) => $body,
+        }
+    };
 }
 
 // The JSON documents (config, role) are `&String` because the bindings take
@@ -190,13 +297,11 @@ pub(crate) enum Provider {
 impl Provider {
     /// `info`.
     pub(crate) async fn info(&self, store: &mut Store<Sandbox>) -> wasmtime::Result<PluginInfo> {
-        match self {
-            Self::V0_1_0(plugin) => Ok(plugin
+        on_each_version!(self, plugin => Ok(plugin
                 .leasehold_provider_provider()
                 .call_info(store)
                 .await?
-                .into()),
-        }
+                .into()))
     }
 
     /// `validate`.
@@ -206,13 +311,11 @@ impl Provider {
         config: &String,
         role: Option<&String>,
     ) -> ExportResult<()> {
-        match self {
-            Self::V0_1_0(plugin) => Ok(plugin
+        on_each_version!(self, plugin => Ok(plugin
                 .leasehold_provider_provider()
                 .call_validate(store, config, role)
                 .await?
-                .map_err(Failure::from)),
-        }
+                .map_err(Failure::from)))
     }
 
     /// `create`.
@@ -223,14 +326,12 @@ impl Provider {
         role: &String,
         lease: &LeaseInfo,
     ) -> ExportResult<Issued> {
-        match self {
-            Self::V0_1_0(plugin) => Ok(plugin
+        on_each_version!(self, plugin => Ok(plugin
                 .leasehold_provider_provider()
                 .call_create(store, config, role, &lease.into())
                 .await?
                 .map(Issued::from)
-                .map_err(Failure::from)),
-        }
+                .map_err(Failure::from)))
     }
 
     /// `renew`.
@@ -242,13 +343,11 @@ impl Provider {
         handle: &str,
         lease: &LeaseInfo,
     ) -> ExportResult<()> {
-        match self {
-            Self::V0_1_0(plugin) => Ok(plugin
+        on_each_version!(self, plugin => Ok(plugin
                 .leasehold_provider_provider()
                 .call_renew(store, config, role, handle, &lease.into())
                 .await?
-                .map_err(Failure::from)),
-        }
+                .map_err(Failure::from)))
     }
 
     /// `revoke`.
@@ -260,13 +359,11 @@ impl Provider {
         handle: Option<&str>,
         lease: &LeaseInfo,
     ) -> ExportResult<()> {
-        match self {
-            Self::V0_1_0(plugin) => Ok(plugin
+        on_each_version!(self, plugin => Ok(plugin
                 .leasehold_provider_provider()
                 .call_revoke(store, config, role, handle, &lease.into())
                 .await?
-                .map_err(Failure::from)),
-        }
+                .map_err(Failure::from)))
     }
 
     /// `rotate-root`.
@@ -275,13 +372,11 @@ impl Provider {
         store: &mut Store<Sandbox>,
         config: &String,
     ) -> ExportResult<String> {
-        match self {
-            Self::V0_1_0(plugin) => Ok(plugin
+        on_each_version!(self, plugin => Ok(plugin
                 .leasehold_provider_provider()
                 .call_rotate_root(store, config)
                 .await?
-                .map_err(Failure::from)),
-        }
+                .map_err(Failure::from)))
     }
 }
 
@@ -296,10 +391,16 @@ mod tests {
 
     /// The SHA-256 of each released `wit/` directory (see [`directory_digest`]).
     /// A released version is never edited: a change is a new version.
-    const RELEASED: &[(ContractVersion, &str)] = &[(
-        ContractVersion::V0_1_0,
-        "3a44edface49eb911e36987a74bdc554ea06425a366b191da40ffa3cbf5f0edf",
-    )];
+    const RELEASED: &[(ContractVersion, &str)] = &[
+        (
+            ContractVersion::V0_1_0,
+            "3a44edface49eb911e36987a74bdc554ea06425a366b191da40ffa3cbf5f0edf",
+        ),
+        (
+            ContractVersion::V0_2_0,
+            "52cda07a7d9f906c043a8dd8cf79205c10027aa16baf5c114444e430693c39fe",
+        ),
+    ];
 
     fn wit_dir() -> PathBuf {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../wit")

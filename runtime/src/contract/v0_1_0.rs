@@ -3,7 +3,8 @@
 //!
 //! This directory of `wit/` is released and never changes, so neither does this
 //! module, except where the runtime's own types grow: then only the
-//! conversions below change, and plugins built against 0.1.0 keep loading.
+//! conversions change (`shared_conversions!`, in the parent), and plugins built
+//! against 0.1.0 keep loading.
 
 use crate::contract::ContractVersion;
 use crate::credential::{Credential, CredentialField, Issued};
@@ -46,74 +47,4 @@ impl logging::Host for Sandbox {
     }
 }
 
-impl From<logging::Level> for domain::Level {
-    fn from(level: logging::Level) -> Self {
-        match level {
-            logging::Level::Trace => Self::Trace,
-            logging::Level::Debug => Self::Debug,
-            logging::Level::Info => Self::Info,
-            logging::Level::Warn => Self::Warn,
-            logging::Level::Error => Self::Error,
-        }
-    }
-}
-
-impl From<&domain::LeaseInfo> for wit::LeaseInfo {
-    fn from(lease: &domain::LeaseInfo) -> Self {
-        Self {
-            lease_id: lease.lease_id.clone(),
-            mount: lease.mount.clone(),
-            role: lease.role.clone(),
-            requester: lease.requester.clone(),
-            issued_at: lease.issued_at,
-            ttl_seconds: lease.ttl_seconds,
-            expires_at: lease.expires_at,
-        }
-    }
-}
-
-impl From<wit::PluginInfo> for domain::PluginInfo {
-    fn from(info: wit::PluginInfo) -> Self {
-        Self {
-            name: info.name,
-            version: info.version,
-            description: info.description,
-            config_schema: info.config_schema,
-            role_schema: info.role_schema,
-            max_username_length: info.max_username_length,
-            can_renew: info.can_renew,
-            can_rotate_root: info.can_rotate_root,
-            contract_version: ContractVersion::V0_1_0,
-        }
-    }
-}
-
-impl From<wit::Error> for Failure {
-    fn from(err: wit::Error) -> Self {
-        match err {
-            wit::Error::InvalidConfig(m) => Self::InvalidConfig(m),
-            wit::Error::InvalidRequest(m) => Self::InvalidRequest(m),
-            wit::Error::Unavailable(m) => Self::Unavailable(m),
-            wit::Error::Denied(m) => Self::Denied(m),
-            wit::Error::Internal(m) => Self::Internal(m),
-        }
-    }
-}
-
-impl From<wit::Issued> for Issued {
-    fn from(issued: wit::Issued) -> Self {
-        let fields = issued
-            .credential
-            .into_iter()
-            .map(|field| CredentialField {
-                name: field.name,
-                value: SecretString::from(field.value),
-                secret: field.secret,
-            })
-            .collect();
-        Self {
-            handle: SecretString::from(issued.handle),
-            credential: Credential::new(fields),
-        }
-    }
-}
+super::shared_conversions!(ContractVersion::V0_1_0);

@@ -4,10 +4,17 @@
 //! (see `service/keyserver.py`). `create` adds a user with a fresh password;
 //! `revoke` deletes it again, by the name derived from the lease, so it needs no
 //! handle; `validate` checks the service takes the admin token.
+//!
+//! The connection belongs to the broker: after a call that went well, the
+//! authenticated admin session is handed back ([`Session::keep`]) and the next
+//! call takes it instead of connecting and logging in again.
 
+use leasehold_sdk::connection::Connection;
 use leasehold_sdk::prelude::*;
-use std::io::{BufRead, BufReader, ErrorKind, Write};
-use std::net::TcpStream;
+use std::io::{BufRead, BufReader, Write};
+
+/// What a kept session is: the service's admin, logged in.
+const ADMIN_SESSION: &str = "admin";
 
 #[derive(Serialize, Deserialize, JsonSchema)]
 struct Config {
@@ -32,43 +39,48 @@ impl Provider for Plugin {
     type Role = Role;
 
     fn validate(cfg: &Config, _: Option<&Role>) -> Result<()> {
-        Session::admin(cfg).map(drop)
+        Session::admin(cfg).map(Session::keep)
     }
 
     fn create(cfg: &Config, _: &Role, lease: &Lease) -> Result<Issued> {
         let (user, password) = (lease.username(), generate_password(24));
-        Session::admin(cfg)?.command(&format!("CREATE {user} {password}"))?;
+        let mut session = Session::admin(cfg)?;
+        session.command(&format!("CREATE {user} {password}"))?;
+        session.keep();
         Ok(Issued::new(&user)
             .field("username", &user)
             .secret("password", password))
     }
 
     fn revoke(cfg: &Config, _: &Role, _: Option<&str>, lease: &Lease) -> Result<()> {
-        match Session::admin(cfg)?.command(&format!("DELETE {}", lease.username())) {
-            Err(Error::InvalidRequest(m)) if m == "no such user" => Ok(()),
-            other => other,
+        let mut session = Session::admin(cfg)?;
+        match session.command(&format!("DELETE {}", lease.username())) {
+            Err(Error::InvalidRequest(m)) if m == "no such user" => {}
+            other => other?,
         }
+        session.keep();
+        Ok(())
     }
 }
 
-/// One connection to the service. A call that hangs is ended by the broker's
-/// call deadline, so no timeout is set here.
+/// One connection to the service, opened by the broker where the mount's grants
+/// allow. A call that hangs is ended by the broker's call deadline, so no timeout
+/// is set here.
 struct Session {
-    reader: BufReader<TcpStream>,
+    reader: BufReader<Connection>,
 }
 
 impl Session {
-    /// Connects and authenticates as the admin.
+    /// The admin session an earlier call kept, or a new one: connects and
+    /// authenticates as the admin.
     fn admin(cfg: &Config) -> Result<Self> {
-        let stream = TcpStream::connect((cfg.host.as_str(), cfg.port)).map_err(|err| {
-            let at = format!("{}:{}", cfg.host, cfg.port);
-            match err.kind() {
-                ErrorKind::PermissionDenied => Error::denied(format!("{at} is not granted")),
-                _ => Error::unavailable(format!("connecting to {at}: {err}")),
-            }
-        })?;
+        if let Some(kept) = Connection::take(ADMIN_SESSION) {
+            return Ok(Self {
+                reader: BufReader::new(kept),
+            });
+        }
         let mut session = Self {
-            reader: BufReader::new(stream),
+            reader: BufReader::new(Connection::open(&cfg.host, cfg.port)?),
         };
         session
             .command(&format!("ADMIN {}", cfg.admin_token.expose()))
@@ -77,6 +89,14 @@ impl Session {
                 other => other,
             })?;
         Ok(session)
+    }
+
+    /// Hands the session back to the broker for the next call, if nothing is
+    /// left unread. The broker pools it only if this call succeeds.
+    fn keep(self) {
+        if self.reader.buffer().is_empty() {
+            self.reader.into_inner().keep(ADMIN_SESSION);
+        }
     }
 
     /// Sends one line and reads the answer; `ERR m` becomes an invalid request

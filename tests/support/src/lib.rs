@@ -1,6 +1,7 @@
 //! Real target servers for the end-to-end tests, started on free loopback ports
 //! with everything in temporary directories, and stopped on drop.
 
+mod certs;
 mod inventory;
 mod nginx;
 mod postgres;
@@ -8,6 +9,7 @@ mod redis;
 mod tarpit;
 mod webhook;
 
+pub use certs::{Issued, TestCa};
 pub use inventory::{InventoryService, Recorded};
 pub use nginx::Nginx;
 pub use postgres::PostgresServer;

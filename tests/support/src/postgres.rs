@@ -4,7 +4,9 @@
 //! credential can do. As root, both run as the `postgres` system user (initdb
 //! refuses to run as root).
 
+use crate::Issued;
 use std::net::TcpStream;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -53,6 +55,28 @@ fn command(program: &Path) -> Command {
 impl PostgresServer {
     /// A new cluster in `dir` (which it takes over) with `admin`/`admin_password`.
     pub fn start(dir: &Path, admin_password: &str) -> Self {
+        Self::start_with(dir, admin_password, &[])
+    }
+
+    /// The same, with SSL on, serving `certificate` (copied into `dir`).
+    pub fn start_with_ssl(dir: &Path, admin_password: &str, certificate: &Issued) -> Self {
+        let (cert, key) = (dir.join("server.crt"), dir.join("server.key"));
+        std::fs::copy(&certificate.cert, &cert).unwrap();
+        std::fs::copy(&certificate.key, &key).unwrap();
+        // PostgreSQL refuses a key others can read.
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+        Self::start_with(
+            dir,
+            admin_password,
+            &[
+                "ssl=on".to_owned(),
+                format!("ssl_cert_file={}", cert.display()),
+                format!("ssl_key_file={}", key.display()),
+            ],
+        )
+    }
+
+    fn start_with(dir: &Path, admin_password: &str, settings: &[String]) -> Self {
         let bin = bin_dir();
         let data = dir.join("pgdata");
         let pwfile = dir.join("pwfile");
@@ -91,6 +115,7 @@ impl PostgresServer {
             .args(["-p", &port.to_string(), "-k"])
             .arg(dir)
             .args(["-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"])
+            .args(settings.iter().flat_map(|setting| ["-c", setting.as_str()]))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

@@ -2,6 +2,7 @@
 //! and the `default` user switched off, and a plain-TCP client that sends inline
 //! commands and reads one reply.
 
+use crate::Issued;
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
 use std::path::Path;
@@ -16,34 +17,63 @@ pub struct RedisServer {
     child: Child,
     /// Its loopback port.
     pub port: u16,
+    /// Its TLS port, when started with TLS.
+    pub tls_port: Option<u16>,
 }
 
 impl RedisServer {
     /// Starts Redis in `dir` with `admin`/`admin_password` allowed everything.
     pub fn start(dir: &Path, admin_password: &str) -> Self {
+        Self::start_with(dir, admin_password, None)
+    }
+
+    /// The same, also serving TLS with `certificate` on [`RedisServer::tls_port`]
+    /// (clients are not asked for certificates).
+    pub fn start_with_tls(dir: &Path, admin_password: &str, certificate: &Issued) -> Self {
+        Self::start_with(dir, admin_password, Some(certificate))
+    }
+
+    fn start_with(dir: &Path, admin_password: &str, certificate: Option<&Issued>) -> Self {
         let binary = ["/usr/bin/redis-server", "/usr/sbin/redis-server"]
             .into_iter()
             .find(|p| Path::new(p).exists())
             .expect("redis-server is not installed: run scripts/setup");
         let port = crate::free_port();
         let conf = dir.join("redis.conf");
-        std::fs::write(
-            &conf,
-            format!(
-                "port {port}\nbind 127.0.0.1\ndir {}\nsave \"\"\nappendonly no\ndaemonize no\n\
-                 user default off\nuser {ADMIN} on >{admin_password} ~* &* +@all\n",
-                dir.display()
-            ),
-        )
-        .unwrap();
+        let mut settings = format!(
+            "port {port}\nbind 127.0.0.1\ndir {}\nsave \"\"\nappendonly no\ndaemonize no\n\
+             user default off\nuser {ADMIN} on >{admin_password} ~* &* +@all\n",
+            dir.display()
+        );
+        let tls_port = certificate.map(|certificate| {
+            let tls_port = crate::free_port();
+            settings.push_str(&format!(
+                "tls-port {tls_port}\ntls-cert-file {}\ntls-key-file {}\ntls-auth-clients no\n",
+                certificate.cert.display(),
+                certificate.key.display()
+            ));
+            tls_port
+        });
+        std::fs::write(&conf, settings).unwrap();
         let child = Command::new(binary)
             .arg(&conf)
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
             .expect("starting redis-server");
-        let server = Self { child, port };
+        let server = Self {
+            child,
+            port,
+            tls_port,
+        };
         crate::wait_for_port(port, Duration::from_secs(10), "redis-server did not start");
+        if let Some(tls_port) = tls_port {
+            crate::wait_for_port(
+                tls_port,
+                Duration::from_secs(10),
+                "redis-server's TLS port did not open",
+            );
+        }
         server
     }
 

@@ -75,6 +75,9 @@ fn listen(port: u16) -> TcpListener {
     use socket2::{Domain, Socket, Type};
     let address = std::net::SocketAddr::from(([127, 0, 0, 1], port));
     let socket = Socket::new(Domain::IPV4, Type::STREAM, None).expect("a tarpit socket");
+    // The port may be one a stopped service just closed kept-alive connections
+    // on (they linger in TIME_WAIT): take it over anyway.
+    socket.set_reuse_address(true).expect("SO_REUSEADDR");
     socket.bind(&address.into()).expect("binding the tarpit");
     socket.listen(4096).expect("listening");
     socket.set_nonblocking(true).unwrap();
