@@ -4,9 +4,11 @@
 //! device's chain key (kept in the barrier, never in the file), so a line cannot
 //! be deleted, reordered or edited without breaking the chain, and the chain
 //! cannot be recomputed by whoever can write the file. What a file alone cannot
-//! show — its last lines cut off — the [`Checkpoint`] does: after every write the
-//! broker records in the barrier how many lines it wrote and the HMAC of the
-//! last one.
+//! show — its last lines cut off — the [`Checkpoint`] does: right after every
+//! write the broker records in the barrier how many lines it wrote and the HMAC
+//! of the last one. (Lines written just before a crash, whose checkpoint was not
+//! yet recorded, continue the chain from the last one, and are adopted when the
+//! device is opened again.)
 
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};

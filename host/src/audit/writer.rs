@@ -5,7 +5,9 @@
 //! never sent before its entry is on disk; but the hashing, the write and the
 //! fsync happen on this thread, not on the async workers. Entries that arrive
 //! while the file is being synced are written together with one fsync (a group
-//! commit), so a busy server does not pay one fsync per line.
+//! commit), so a busy server does not pay one fsync per line. The chain's
+//! checkpoint is recorded right after a batch is answered; if recording it
+//! fails, the next batch records it first or fails (the broker fails closed).
 
 use super::chain::{Checkpoint, PREV_FIELD, lines_from, link};
 use super::device::hashed_entry;
@@ -170,6 +172,9 @@ fn run(
     sink: &CheckpointSink,
     jobs: &Receiver<Job>,
 ) {
+    // Whether the checkpoint after the last batch is still to be recorded
+    // (recording it failed): the next batch records it first, or fails.
+    let mut unrecorded = false;
     while let Ok(first) = jobs.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -179,22 +184,40 @@ fn run(
             }
         }
         let current = state.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        let result = append(file, keys, &current, &batch);
-        let answer = match result {
-            Ok(next) => {
-                // The lines are on disk either way: the chain goes on from them.
-                let recorded = sink(&next);
-                *state.lock().unwrap_or_else(|e| e.into_inner()) = next;
-                recorded
-            }
-            Err(err) => Err(err),
+        let result = if unrecorded {
+            sink(&current).and_then(|()| {
+                unrecorded = false;
+                append(file, keys, &current, &batch)
+            })
+        } else {
+            append(file, keys, &current, &batch)
         };
-        for job in batch {
-            let _ = job.done.send(match &answer {
-                Ok(()) => Ok(()),
-                Err(err) => Err(std::io::Error::new(err.kind(), err.to_string())),
-            });
+        let next = match result {
+            Ok(next) => next,
+            Err(err) => {
+                answer(batch, &Err(err));
+                continue;
+            }
+        };
+        // The lines are on disk: the chain goes on from them, and their
+        // requests are answered now. The checkpoint is recorded after, while
+        // those requests go on (a storage commit of its own would otherwise be
+        // in every request's path twice); a crash in between leaves lines
+        // that `resume` adopts, as they continue the chain.
+        *state.lock().unwrap_or_else(|e| e.into_inner()) = next.clone();
+        answer(batch, &Ok(()));
+        if sink(&next).is_err() {
+            unrecorded = true;
         }
+    }
+}
+
+fn answer(batch: Vec<Job>, outcome: &std::io::Result<()>) {
+    for job in batch {
+        let _ = job.done.send(match outcome {
+            Ok(()) => Ok(()),
+            Err(err) => Err(std::io::Error::new(err.kind(), err.to_string())),
+        });
     }
 }
 

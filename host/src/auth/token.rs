@@ -161,6 +161,20 @@ pub struct TokenStore {
     /// Renewals and revocations one at a time, so a renewal cannot write back a
     /// token being revoked, nor the expiry sweeper revoke one just renewed.
     changes: Arc<tokio::sync::Mutex<()>>,
+    /// Entries already read, by token hash: every request looks its token up.
+    /// Only ever holds what the barrier holds: any write to an entry removes
+    /// it, and an entry read before a write is not kept after it.
+    cache: Arc<std::sync::Mutex<EntryCache>>,
+}
+
+/// Most entries kept; past this the cache starts over.
+const MAX_CACHED_TOKENS: usize = 65_536;
+
+#[derive(Default)]
+struct EntryCache {
+    /// Bumped by every write to an entry.
+    generation: u64,
+    entries: std::collections::HashMap<String, TokenEntry>,
 }
 
 impl TokenStore {
@@ -169,7 +183,20 @@ impl TokenStore {
         Self {
             barrier,
             changes: Arc::new(tokio::sync::Mutex::new(())),
+            cache: Arc::default(),
         }
+    }
+
+    fn cache(&self) -> std::sync::MutexGuard<'_, EntryCache> {
+        self.cache.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Forgets the cached entry of `hash` (it is being written or deleted),
+    /// and keeps any read that began before from filling it back in.
+    fn invalidate(&self, hash: &str) {
+        let mut cache = self.cache();
+        cache.generation += 1;
+        cache.entries.remove(hash);
     }
 
     /// Creates the root token: policy `root`, no expiry, no parent.
@@ -210,7 +237,7 @@ impl TokenStore {
             BarrierOp::Put(format!("{BY_HASH}{hash}"), json),
             BarrierOp::Put(
                 format!("{BY_ACCESSOR}{}", entry.accessor),
-                hash.into_bytes(),
+                hash.clone().into_bytes(),
             ),
         ];
         if let Some(previous) = previous_expiry
@@ -230,7 +257,10 @@ impl TokenStore {
                 Vec::new(),
             ));
         }
-        self.barrier.batch(ops).await?;
+        self.invalidate(&hash);
+        let written = self.barrier.batch(ops).await;
+        self.invalidate(&hash);
+        written?;
         Ok(())
     }
 
@@ -370,7 +400,10 @@ impl TokenStore {
                 }
             }
             ops.extend(children.into_iter().map(BarrierOp::Delete));
-            self.barrier.batch(ops).await?;
+            self.invalidate(&hash);
+            let written = self.barrier.batch(ops).await;
+            self.invalidate(&hash);
+            written?;
             revoked += 1;
         }
         Ok(revoked)
@@ -471,14 +504,37 @@ impl TokenStore {
 
     /// The token's entry (a spent one too: its last request may look itself up).
     pub async fn lookup(&self, token: &Token) -> Result<TokenEntry, TokenError> {
-        let Some(bytes) = self
-            .barrier
-            .get(&format!("{BY_HASH}{}", token.hash()))
-            .await?
-        else {
-            return Err(TokenError::Unknown);
+        let hash = token.hash();
+        // While sealed nothing is answered, cached or not.
+        let cached = if self.barrier.is_sealed() {
+            None
+        } else {
+            let cache = self.cache();
+            match cache.entries.get(&hash) {
+                Some(entry) => Some(Ok(entry.clone())),
+                None => Some(Err(cache.generation)),
+            }
         };
-        let entry: TokenEntry = serde_json::from_slice(&bytes).map_err(|_| TokenError::Corrupt)?;
+        let entry = match cached {
+            Some(Ok(entry)) => entry,
+            generation => {
+                let Some(bytes) = self.barrier.get(&format!("{BY_HASH}{hash}")).await? else {
+                    return Err(TokenError::Unknown);
+                };
+                let entry: TokenEntry =
+                    serde_json::from_slice(&bytes).map_err(|_| TokenError::Corrupt)?;
+                if let Some(Err(generation)) = generation {
+                    let mut cache = self.cache();
+                    if cache.generation == generation {
+                        if cache.entries.len() >= MAX_CACHED_TOKENS {
+                            cache.entries.clear();
+                        }
+                        cache.entries.insert(hash, entry.clone());
+                    }
+                }
+                entry
+            }
+        };
         if entry.is_expired(unix_now()) {
             return Err(TokenError::Unknown);
         }
