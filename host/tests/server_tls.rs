@@ -4,47 +4,15 @@
 
 mod support;
 
+use leasehold_test_support::TestCa;
 use std::process::Command;
 use support::Server;
-
-fn self_signed(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
-    let (cert, key) = (dir.join("tls.crt"), dir.join("tls.key"));
-    let status = Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-days",
-            "1",
-        ])
-        .args([
-            "-subj",
-            "/CN=leasehold-test",
-            "-addext",
-            "subjectAltName=IP:127.0.0.1",
-        ])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .output()
-        .expect("openssl is installed (scripts/setup)");
-    assert!(
-        status.status.success(),
-        "{}",
-        String::from_utf8_lossy(&status.stderr)
-    );
-    (cert, key)
-}
 
 #[test]
 fn the_api_is_served_over_tls_when_configured() {
     let root = tempfile::tempdir().unwrap();
-    let (cert, key) = self_signed(root.path());
+    let ca = TestCa::new(&root.path().join("ca"));
+    let (cert, key) = (&ca.server.cert, &ca.server.key);
     let config = root.path().join("leasehold.toml");
     std::fs::write(
         &config,
@@ -81,7 +49,7 @@ fn the_api_is_served_over_tls_when_configured() {
             .unwrap()
     };
     let trusted = curl(
-        &["--cacert", cert.to_str().unwrap()],
+        &["--cacert", ca.ca_cert.to_str().unwrap()],
         server.url("sys/health"),
     );
     assert_eq!(
@@ -120,7 +88,7 @@ fn the_api_is_served_over_tls_when_configured() {
 
     // A key that is not a key stops the server before it listens.
     drop(server);
-    std::fs::write(&key, "not a key").unwrap();
+    std::fs::write(key, "not a key").unwrap();
     let failed = Command::new(env!("CARGO_BIN_EXE_leasehold"))
         .args(["server", "--config", config.to_str().unwrap()])
         .output()
@@ -128,7 +96,7 @@ fn the_api_is_served_over_tls_when_configured() {
     assert!(!failed.status.success());
     let stderr = String::from_utf8_lossy(&failed.stderr);
     assert!(
-        stderr.contains("TLS key") && stderr.contains("tls.key"),
+        stderr.contains("TLS key") && stderr.contains(key.to_str().unwrap()),
         "{stderr}"
     );
 }

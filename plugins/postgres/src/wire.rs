@@ -132,13 +132,13 @@ impl Connection {
     /// temporary tables or take advisory locks, and none of that may follow the
     /// session into another role's call. Otherwise it is closed.
     pub fn keep(mut self) {
-        if !self.idle || !self.incoming.is_empty() || self.query("DISCARD ALL").is_err() {
+        if !self.idle || !self.incoming.is_empty() {
             return;
         }
-        if self.idle
-            && self.incoming.is_empty()
-            && let Some(stream) = self.stream.take()
-        {
+        if self.query("DISCARD ALL").is_err() || !self.idle {
+            return;
+        }
+        if let Some(stream) = self.stream.take() {
             stream.keep(POOL_KEY);
         }
     }

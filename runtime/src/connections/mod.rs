@@ -120,17 +120,17 @@ impl Connection {
         };
         match quiet_or_not(tcp) {
             None => {}
-            Some("data") => {
+            Some(Unquiet::Data) => {
                 self.failed = true;
                 return Err(Failure::InvalidConfig(format!(
                     "{} sent data before the TLS handshake; refusing to encrypt a session that may be tampered with",
                     self.describe()
                 )));
             }
-            Some(other) => {
+            Some(Unquiet::Ended) => {
                 self.failed = true;
                 return Err(Failure::Unavailable(format!(
-                    "{} ended the connection ({other}) before the TLS handshake",
+                    "{} ended the connection before the TLS handshake",
                     self.describe()
                 )));
             }
@@ -173,15 +173,22 @@ async fn write_all(stream: &mut (impl AsyncWrite + Unpin), bytes: &[u8]) -> std:
     stream.flush().await
 }
 
-/// `None` when nothing is waiting to be read and the peer has not closed;
-/// otherwise what is there. Never waits.
-fn quiet_or_not(stream: &mut (impl AsyncRead + Unpin)) -> Option<&'static str> {
+/// What a connection that should be quiet has to say, without waiting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Unquiet {
+    /// The peer sent something nobody asked for.
+    Data,
+    /// The peer closed the connection, or it failed.
+    Ended,
+}
+
+/// `None` when nothing is waiting to be read and the peer has not closed.
+fn quiet_or_not(stream: &mut (impl AsyncRead + Unpin)) -> Option<Unquiet> {
     let mut probe = [0u8; 1];
     match stream.read(&mut probe).now_or_never() {
         None => None,
-        Some(Ok(0)) => Some("end of stream"),
-        Some(Ok(_)) => Some("data"),
-        Some(Err(_)) => Some("an error"),
+        Some(Ok(0) | Err(_)) => Some(Unquiet::Ended),
+        Some(Ok(_)) => Some(Unquiet::Data),
     }
 }
 

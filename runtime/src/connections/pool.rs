@@ -23,8 +23,9 @@ use std::time::{Duration, Instant};
 pub const IDLE_LIMIT: Duration = Duration::from_secs(300);
 
 /// Where one call's kept connections go: its connection, what set them up, and
-/// the connection's generation when the call began.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// the connection's generation when the call began. No `Debug`: the digest is
+/// of a config that holds a password.
+#[derive(Clone, PartialEq, Eq)]
 pub(crate) struct PoolKey {
     /// The broker's key for the connection (see `ConnectionLimit::key`).
     connection: String,
