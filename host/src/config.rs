@@ -17,6 +17,9 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     /// Where storage lives.
     pub data_dir: PathBuf,
+    /// How storage uses memory.
+    #[serde(default)]
+    pub storage: StorageSettings,
     /// A file holding unseal key shares (as many as the threshold, one per line),
     /// for unattended restarts.
     #[serde(default)]
@@ -39,6 +42,23 @@ pub struct ServerConfig {
     /// The file this was read from, if any: its directory is never granted.
     #[serde(skip)]
     pub file: Option<PathBuf>,
+}
+
+/// How the embedded store uses memory.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageSettings {
+    /// Pages of the database file kept in memory, in MiB. redb's own default
+    /// (1 GiB) would hold a million leases' pages; the hot ones (new leases,
+    /// the due index, tokens, policies) fit in far less, and the rest is read
+    /// from the page cache of the operating system.
+    pub cache_mb: usize,
+}
+
+impl Default for StorageSettings {
+    fn default() -> Self {
+        Self { cache_mb: 64 }
+    }
 }
 
 /// Limits on the grants a sudo holder may give a mount's plugin.

@@ -42,6 +42,7 @@ pub async fn run(mode: Mode) -> Result<(), String> {
             let config = ServerConfig {
                 listen,
                 data_dir: dir.path().to_owned(),
+                storage: Default::default(),
                 unseal_key_file: None,
                 plugins: Default::default(),
                 leases: Default::default(),
@@ -63,7 +64,10 @@ pub async fn run(mode: Mode) -> Result<(), String> {
     let scheme = if tls.is_some() { "https" } else { "http" };
 
     raise_open_file_limit();
-    let storage = Arc::new(RedbStorage::open(&config.data_dir).map_err(|err| err.to_string())?);
+    let storage = Arc::new(
+        RedbStorage::open(&config.data_dir, config.storage.cache_mb << 20)
+            .map_err(|err| err.to_string())?,
+    );
     let barrier = Arc::new(Barrier::new(storage));
     let tokens = TokenStore::new(barrier.clone());
     // Cached artifacts are trusted only by their digests in the barrier, and a

@@ -1,6 +1,7 @@
 //! Leases survive crashes and outages: kill -9 mid-create, kill -9 with a
 //! thousand leases held, a target that fails revocations for a while, and one
-//! that never recovers.
+//! that never recovers; queued revocations that overlap each other and the
+//! clients' own revocations all end on the target.
 //!
 //! The target is the `gated` test plugin: one file per credential in the
 //! granted directory, with switch files that hold `create` and fail `revoke`.
@@ -31,6 +32,14 @@ fn connection_and_role(api: &Api, name: &str, dir: &Path, ttl: &str) {
         &format!("files/roles/{name}"),
         json!({"db_name": name, "default_ttl": ttl}),
     );
+}
+
+/// Whether the lease gauge shows `n` leases of `files/` in `state`.
+fn gauge_shows(api: &Api, state: &str, n: u64) -> bool {
+    let (_, metrics) = api.get("sys/metrics?format=prometheus");
+    metrics.as_str().unwrap_or_default().contains(&format!(
+        "leasehold_leases{{mount=\"files/\",state=\"{state}\"}} {n}"
+    ))
 }
 
 fn users(dir: &Path) -> Vec<String> {
@@ -129,17 +138,19 @@ fn a_thousand_leases_survive_kill_9_and_expiry_resumes() {
     for id in &short_leases {
         assert_eq!(api.put("sys/leases/lookup", json!({"lease_id": id})).0, 400);
     }
+    // The restart counted the leases it found (the gauge and quotas start
+    // from that count): the 990 long ones, and none of the expired.
+    assert!(
+        eventually(Duration::from_secs(10), || gauge_shows(&api, "active", 990)),
+        "the restart did not count the 990 leases"
+    );
     // Every long lease is still revocable.
     let (status, reply) = api.put("sys/leases/revoke-prefix/files/creds/long", json!({}));
     assert_eq!(status, 204, "{reply}");
     assert!(users(&long).is_empty(), "{} users left", users(&long).len());
-    let (_, metrics) = api.get("sys/metrics?format=prometheus");
     assert!(
-        metrics
-            .as_str()
-            .unwrap()
-            .contains("leasehold_leases{mount=\"files/\",state=\"active\"} 0"),
-        "{metrics}"
+        eventually(Duration::from_secs(10), || gauge_shows(&api, "active", 0)),
+        "the gauge still counts leases"
     );
 }
 
@@ -200,13 +211,9 @@ fn failed_revocations_back_off_then_succeed_or_become_irrevocable() {
         listed["error"].as_str().unwrap().contains("target is down"),
         "{listed}"
     );
-    let (_, metrics) = api.get("sys/metrics?format=prometheus");
     assert!(
-        metrics
-            .as_str()
-            .unwrap()
-            .contains("leasehold_leases{mount=\"files/\",state=\"irrevocable\"} 1"),
-        "{metrics}"
+        gauge_shows(&api, "irrevocable", 1),
+        "not counted irrevocable"
     );
     // The mount cannot be disabled while the lease cannot be revoked.
     let (status, refused) = api.delete("sys/mounts/files");
@@ -224,4 +231,79 @@ fn failed_revocations_back_off_then_succeed_or_become_irrevocable() {
     assert_eq!(lookup(&dead_lease).0, 400);
     let (_, irrevocable) = api.get("sys/leases?type=irrevocable");
     assert_eq!(irrevocable["data"]["lease_count"], 0);
+}
+
+#[test]
+fn overlapping_queued_revocations_and_client_revocations_all_end_on_the_target() {
+    let root = tempfile::tempdir().unwrap();
+    let server = Server::with_data_dir(&support::data_dir(&root));
+    let token = server.init_and_unseal();
+    let api = server.api(&token);
+    mount_gated(&api);
+    let a = root.path().join("granted/a");
+    let b = root.path().join("granted/b");
+    connection_and_role(&api, "a", &a, "1h");
+    connection_and_role(&api, "b", &b, "1h");
+    let mut ids = Vec::new();
+    for i in 0..600 {
+        let role = if i % 2 == 0 { "a" } else { "b" };
+        let (status, reply) = api.get(&format!("files/creds/{role}"));
+        assert_eq!(status, 200, "{reply}");
+        ids.push(reply["lease_id"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(users(&a).len() + users(&b).len(), 600);
+
+    // At once: queued revocations of a role, of the whole mount, and of one
+    // lease by its id as a prefix (listed after the rest, so in another order
+    // than the mount's), while clients revoke leases one by one.
+    let base = api.base.clone();
+    let mut clients = Vec::new();
+    let queued = [
+        "sys/leases/revoke-prefix/files/creds/a".to_owned(),
+        "sys/leases/revoke-prefix/files".to_owned(),
+        format!("sys/leases/revoke-prefix/{}", ids[10]),
+    ];
+    for path in queued {
+        let api = Api::new(&base, &token);
+        clients.push(std::thread::spawn(move || {
+            let (status, reply) = api.put(&path, json!({"sync": false}));
+            assert_eq!(status, 202, "{path}: {reply}");
+        }));
+    }
+    for chunk in ids.chunks(100).take(3) {
+        let api = Api::new(&base, &token);
+        let chunk = chunk.to_vec();
+        clients.push(std::thread::spawn(move || {
+            for id in chunk {
+                let (status, reply) = api.put("sys/leases/revoke", json!({"lease_id": id}));
+                // Gone already (the worker was first) or revoked now.
+                assert!(status == 204 || status == 400, "{status} {reply}");
+            }
+        }));
+    }
+    for client in clients {
+        client.join().unwrap();
+    }
+    assert!(
+        eventually(Duration::from_secs(60), || users(&a).is_empty()
+            && users(&b).is_empty()),
+        "credentials left on the target: {} and {}",
+        users(&a).len(),
+        users(&b).len()
+    );
+    assert!(
+        eventually(Duration::from_secs(30), || api
+            .list("sys/leases/lookup/files/creds/b/")
+            .0
+            == 404
+            && api.list("sys/leases/lookup/files/creds/a/").0 == 404),
+        "leases left after their credentials were revoked"
+    );
+    for id in &ids {
+        assert_eq!(api.put("sys/leases/lookup", json!({"lease_id": id})).0, 400);
+    }
+    assert!(
+        eventually(Duration::from_secs(10), || gauge_shows(&api, "active", 0)),
+        "the gauge still counts leases"
+    );
 }

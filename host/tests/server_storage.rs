@@ -138,7 +138,7 @@ fn altered_or_moved_values_in_the_data_directory_are_errors_not_data() {
 
     // Edit the database directly, as someone with the data directory could.
     {
-        let storage = RedbStorage::open(&root.path().join("data")).unwrap();
+        let storage = RedbStorage::open(&root.path().join("data"), 16 << 20).unwrap();
         let runtime = tokio::runtime::Runtime::new().unwrap();
         runtime.block_on(async {
             let mut a = storage.get("sys/policy/a").await.unwrap().unwrap();

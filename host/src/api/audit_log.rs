@@ -12,7 +12,7 @@ use super::authorize::Caller;
 use super::body::RequestData;
 use super::response::ApiError;
 use super::routes::{Operation, Resolved};
-use crate::audit::{AuditDevice, AuditRegistry};
+use crate::audit::{AuditDevice, AuditRegistry, Durability};
 use crate::policy::Capability;
 use axum::body::{Body, to_bytes};
 use axum::extract::{ConnectInfo, Request, State};
@@ -223,8 +223,15 @@ pub async fn audit(State(state): State<AppState>, request: Request, next: Next) 
     }));
     // The devices of this request: its response goes to the same ones, even if
     // the request seals the barrier (after which none could be read again).
-    if let Err(err) =
-        AuditRegistry::record_to(&devices, request_entry.clone(), resolved.route.in_clear).await
+    // Written, not yet fsynced: the response line's fsync makes both durable
+    // before the response leaves.
+    if let Err(err) = AuditRegistry::record_to(
+        &devices,
+        request_entry.clone(),
+        resolved.route.in_clear,
+        Durability::Written,
+    )
+    .await
     {
         tracing::error!(error = %err, "request refused: audit failed");
         return ApiError::internal(err).into_response();
@@ -246,8 +253,13 @@ pub async fn audit(State(state): State<AppState>, request: Request, next: Next) 
         "error": errors_of(parts.status, &body),
         "response": response_section(parts.status, &resolved, body),
     }));
-    if let Err(err) =
-        AuditRegistry::record_to(&devices, response_entry, resolved.route.in_clear).await
+    if let Err(err) = AuditRegistry::record_to(
+        &devices,
+        response_entry,
+        resolved.route.in_clear,
+        Durability::Synced,
+    )
+    .await
     {
         tracing::error!(error = %err, "response could not be audited");
         return ApiError::internal(err).into_response();
@@ -275,13 +287,19 @@ pub async fn record_refused(
     // Both lines, as Vault writes them, so consumers pairing requests with
     // responses find the pair.
     let entries = [
-        json!({ "type": "request", "time": now(), "auth": auth, "request": section,
-                "error": error }),
-        json!({ "type": "response", "time": now(), "auth": auth, "request": section,
-                "error": error, "response": { "status": refusal.status().as_u16() } }),
+        (
+            json!({ "type": "request", "time": now(), "auth": auth, "request": section,
+                    "error": error }),
+            Durability::Written,
+        ),
+        (
+            json!({ "type": "response", "time": now(), "auth": auth, "request": section,
+                    "error": error, "response": { "status": refusal.status().as_u16() } }),
+            Durability::Synced,
+        ),
     ];
-    for entry in entries {
-        if let Err(err) = AuditRegistry::record_to(&devices, object(entry), &[]).await {
+    for (entry, durability) in entries {
+        if let Err(err) = AuditRegistry::record_to(&devices, object(entry), &[], durability).await {
             tracing::error!(error = %err, "a refused request could not be audited");
             return ApiError::internal(err).into_response();
         }

@@ -1,7 +1,7 @@
 //! A file audit device.
 
 use super::chain::{Checkpoint, Verified, VerifyError, verify};
-use super::writer::{CheckpointSink, DeviceKeys, Writer};
+use super::writer::{CheckpointSink, DeviceKeys, Durability, Writer};
 use hmac::{Hmac, Mac};
 use serde_json::{Map, Value};
 use sha2::Sha256;
@@ -261,13 +261,15 @@ impl AuditDevice {
     }
 
     /// Writes `entry` (HMAC'd and chained by the device's writer), with the
-    /// request fields `in_clear` as they are; returns once it is durable.
+    /// request fields `in_clear` as they are; returns once it is as durable as
+    /// `durability` says.
     pub async fn record(
         &self,
         entry: Arc<Map<String, Value>>,
         in_clear: &'static [&'static str],
+        durability: Durability,
     ) -> std::io::Result<()> {
-        self.writer.write(entry, in_clear).await
+        self.writer.write(entry, in_clear, durability).await
     }
 
     /// Checks the file's whole chain against where the broker's own record

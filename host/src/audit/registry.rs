@@ -3,7 +3,7 @@
 
 use super::chain::{Checkpoint, Verified, VerifyError};
 use super::device::AuditDevice;
-use super::writer::{CheckpointSink, DeviceKeys, resume};
+use super::writer::{CheckpointSink, DeviceKeys, Durability, resume};
 use crate::barrier::{Barrier, BarrierError};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -257,7 +257,7 @@ impl AuditRegistry {
         Ok(device)
     }
 
-    /// Records a device's checkpoints in the barrier, from its writer thread.
+    /// Records a device's checkpoints in the barrier, from its checkpoint thread.
     /// While sealed nothing can be recorded: the lines are in the file, and
     /// the next open moves the checkpoint over them if they chain on.
     /// A device disabled while requests still write through it (`retired`)
@@ -414,11 +414,12 @@ impl AuditRegistry {
         devices: &[Arc<AuditDevice>],
         entry: serde_json::Map<String, serde_json::Value>,
         in_clear: &'static [&'static str],
+        durability: Durability,
     ) -> Result<(), AuditError> {
         let entry = Arc::new(entry);
         let mut wrote = false;
         for device in devices {
-            match device.record(entry.clone(), in_clear).await {
+            match device.record(entry.clone(), in_clear, durability).await {
                 Ok(()) => wrote = true,
                 Err(err) => {
                     tracing::error!(device = %device.path(), error = %err, "audit write failed")

@@ -2,11 +2,24 @@
 //! them to the file, makes them durable and checkpoints the chain.
 //!
 //! Requests hand their entries over and wait for the answer, so a response is
-//! never sent before its entry is on disk; but the hashing, the write and the
-//! fsync happen on this thread, not on the async workers. Entries that arrive
-//! while the file is being synced are written together with one fsync (a group
-//! commit), so a busy server does not pay one fsync per line. The chain's
-//! checkpoint is recorded right after a batch is answered; if recording it
+//! never sent before its entries are on disk; but the hashing, the write and
+//! the fsync happen on this thread, not on the async workers. Entries that
+//! arrive while the file is being synced are written together with one fsync
+//! (a group commit), so a busy server does not pay one fsync per line.
+//!
+//! Two kinds of entry ([`Durability`]): a request line is written to the file
+//! (the kernel has it: a crash of the broker cannot lose it) and answered
+//! without an fsync of its own; the response line of the same request is
+//! fsynced, which makes every line before it durable too. So the request still
+//! waits for its line to be written before it runs, its response is still sent
+//! only once both lines are on disk, and it costs one fsync, not two. Only a
+//! crash of the machine between the two can lose a request line, and then the
+//! response was never sent.
+//!
+//! The chain's checkpoint is recorded in the barrier by a thread of its own
+//! after each fsynced batch (never for lines that may not be on disk yet, so a
+//! lost unsynced tail is not mistaken for tampering: `resume` adopts what
+//! chains on after the checkpoint). Requests do not wait for it; if recording
 //! fails, the next batch records it first or fails (the broker fails closed).
 
 use super::chain::{Checkpoint, PREV_FIELD, lines_from, link};
@@ -15,22 +28,110 @@ use serde_json::{Map, Value};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, Sender, TryRecvError};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use zeroize::Zeroizing;
 
 /// Most entries written with one fsync.
 const MAX_BATCH: usize = 256;
 
+/// When an entry counts as written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// In the file; made durable by the next synced entry.
+    Written,
+    /// In the file and fsynced, with every line before it.
+    Synced,
+}
+
 /// One entry to write, and who waits for it.
 struct Job {
     entry: Arc<Map<String, Value>>,
     in_clear: &'static [&'static str],
+    durability: Durability,
     done: tokio::sync::oneshot::Sender<std::io::Result<()>>,
 }
 
 /// Records a checkpoint where only the broker can write (the barrier); an
-/// error fails the batch's requests (the broker fails closed).
+/// error fails the next batch's requests unless it is recorded by then (the
+/// broker fails closed). Called from the device's checkpoint thread.
 pub type CheckpointSink = Box<dyn Fn(&Checkpoint) -> std::io::Result<()> + Send>;
+
+/// The checkpoint thread's in-box: only the latest checkpoint is recorded.
+#[derive(Default)]
+struct Recorder {
+    slot: Mutex<RecorderSlot>,
+    /// Signalled when there is a checkpoint to record or the writer stopped.
+    wanted: Condvar,
+    /// Signalled when a recording finished.
+    finished: Condvar,
+}
+
+#[derive(Default)]
+struct RecorderSlot {
+    latest: Option<Checkpoint>,
+    /// Checkpoints handed over, and how many of them are settled.
+    submitted: u64,
+    settled: u64,
+    /// Whether the last recording failed.
+    failed: bool,
+    closed: bool,
+}
+
+impl Recorder {
+    fn lock(&self) -> std::sync::MutexGuard<'_, RecorderSlot> {
+        self.slot.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Hands `checkpoint` over; an older one not yet recorded is dropped.
+    fn submit(&self, checkpoint: Checkpoint) -> u64 {
+        let mut slot = self.lock();
+        slot.latest = Some(checkpoint);
+        slot.submitted += 1;
+        self.wanted.notify_one();
+        slot.submitted
+    }
+
+    /// Waits until the checkpoint numbered `ticket` (or a later one) is
+    /// settled; whether it was recorded.
+    fn wait(&self, ticket: u64) -> bool {
+        let mut slot = self.lock();
+        while slot.settled < ticket {
+            slot = self.finished.wait(slot).unwrap_or_else(|e| e.into_inner());
+        }
+        !slot.failed
+    }
+
+    fn failed(&self) -> bool {
+        self.lock().failed
+    }
+
+    fn close(&self) {
+        self.lock().closed = true;
+        self.wanted.notify_one();
+    }
+
+    /// The thread's loop: records the latest checkpoint until closed, the
+    /// last one included.
+    fn run(&self, sink: &CheckpointSink) {
+        loop {
+            let (checkpoint, ticket) = {
+                let mut slot = self.lock();
+                while slot.latest.is_none() && !slot.closed {
+                    slot = self.wanted.wait(slot).unwrap_or_else(|e| e.into_inner());
+                }
+                match slot.latest.take() {
+                    Some(checkpoint) => (checkpoint, slot.submitted),
+                    None => return,
+                }
+            };
+            let recorded = sink(&checkpoint).is_ok();
+            let mut slot = self.lock();
+            slot.settled = ticket;
+            slot.failed = !recorded;
+            self.finished.notify_all();
+        }
+    }
+}
 
 /// Opens an audit file to append to: never through a symlink, never a FIFO or
 /// device (which could block the writer, or send the log elsewhere), created
@@ -124,9 +225,19 @@ impl Writer {
         let (jobs, receiver) = std::sync::mpsc::channel();
         let shared = Arc::new(Mutex::new(checkpoint));
         let state = shared.clone();
+        let recorder = Arc::new(Recorder::default());
+        let recording = recorder.clone();
+        let checkpoints = std::thread::Builder::new()
+            .name("audit-checkpoint".into())
+            .spawn(move || recording.run(&sink))?;
         std::thread::Builder::new()
             .name("audit-writer".into())
-            .spawn(move || run(&file, &keys, &state, &sink, &receiver))?;
+            .spawn(move || {
+                run(&file, &keys, &state, &recorder, &receiver);
+                // The last checkpoint is recorded before the device is gone.
+                recorder.close();
+                let _ = checkpoints.join();
+            })?;
         Ok(Self {
             jobs: Mutex::new(jobs),
             checkpoint: shared,
@@ -134,16 +245,18 @@ impl Writer {
     }
 
     /// Writes `entry` (in the clear: the thread HMACs it) and waits until it is
-    /// durable.
+    /// as durable as `durability` says.
     pub async fn write(
         &self,
         entry: Arc<Map<String, Value>>,
         in_clear: &'static [&'static str],
+        durability: Durability,
     ) -> std::io::Result<()> {
         let (done, answer) = tokio::sync::oneshot::channel();
         let job = Job {
             entry,
             in_clear,
+            durability,
             done,
         };
         self.jobs
@@ -169,12 +282,11 @@ fn run(
     file: &Path,
     keys: &DeviceKeys,
     state: &Mutex<Checkpoint>,
-    sink: &CheckpointSink,
+    recorder: &Recorder,
     jobs: &Receiver<Job>,
 ) {
-    // Whether the checkpoint after the last batch is still to be recorded
-    // (recording it failed): the next batch records it first, or fails.
-    let mut unrecorded = false;
+    // What the last fsynced batch left: the checkpoint that may be recorded.
+    let mut synced: Option<Checkpoint> = None;
     while let Ok(first) = jobs.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -183,31 +295,35 @@ fn run(
                 Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
             }
         }
+        // A checkpoint that could not be recorded is recorded before anything
+        // more is written, or nothing is.
+        if recorder.failed() {
+            let recorded = synced
+                .clone()
+                .is_some_and(|checkpoint| recorder.wait(recorder.submit(checkpoint)));
+            if !recorded {
+                answer(
+                    batch,
+                    &Err(std::io::Error::other(
+                        "the audit checkpoint could not be recorded",
+                    )),
+                );
+                continue;
+            }
+        }
         let current = state.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        let result = if unrecorded {
-            sink(&current).and_then(|()| {
-                unrecorded = false;
-                append(file, keys, &current, &batch)
-            })
-        } else {
-            append(file, keys, &current, &batch)
-        };
-        let next = match result {
+        let next = match append(file, keys, &current, &batch) {
             Ok(next) => next,
             Err(err) => {
                 answer(batch, &Err(err));
                 continue;
             }
         };
-        // The lines are on disk: the chain goes on from them, and their
-        // requests are answered now. The checkpoint is recorded after, while
-        // those requests go on (a storage commit of its own would otherwise be
-        // in every request's path twice); a crash in between leaves lines
-        // that `resume` adopts, as they continue the chain.
-        *state.lock().unwrap_or_else(|e| e.into_inner()) = next.clone();
+        *state.lock().unwrap_or_else(|e| e.into_inner()) = next.checkpoint.clone();
         answer(batch, &Ok(()));
-        if sink(&next).is_err() {
-            unrecorded = true;
+        if next.synced {
+            recorder.submit(next.checkpoint.clone());
+            synced = Some(next.checkpoint);
         }
     }
 }
@@ -221,14 +337,21 @@ fn answer(batch: Vec<Job>, outcome: &std::io::Result<()>) {
     }
 }
 
-/// Appends the batch's lines after `current` with one fsync; the checkpoint
-/// after them.
+/// Where a batch left the chain.
+struct Appended {
+    checkpoint: Checkpoint,
+    /// Whether the file was fsynced after the batch.
+    synced: bool,
+}
+
+/// Appends the batch's lines after `current`, with one fsync if any of them
+/// asks for it; the checkpoint after them.
 fn append(
     file: &Path,
     keys: &DeviceKeys,
     current: &Checkpoint,
     batch: &[Job],
-) -> std::io::Result<Checkpoint> {
+) -> std::io::Result<Appended> {
     // Opened for each batch: a file removed or rotated away is created again,
     // and its first line still names the line before it.
     let mut handle = open_for_append(file)?;
@@ -255,13 +378,19 @@ fn append(
         text.extend_from_slice(&line);
         text.push(b'\n');
     }
-    let written = handle.write_all(&text).and_then(|()| handle.sync_data());
+    let sync = batch.iter().any(|job| job.durability == Durability::Synced);
+    let written = handle
+        .write_all(&text)
+        .and_then(|()| if sync { handle.sync_data() } else { Ok(()) });
     if let Err(err) = written {
         // Nothing of a failed batch stays to break the chain.
         let _ = handle.set_len(batch_start);
         return Err(err);
     }
-    Ok(next)
+    Ok(Appended {
+        checkpoint: next,
+        synced: sync,
+    })
 }
 
 /// Whether the bytes of `file` from `offset` on hold a newline.
@@ -291,35 +420,51 @@ mod tests {
         }
     }
 
+    fn entry(value: Value) -> Arc<Map<String, Value>> {
+        let Value::Object(entry) = value else {
+            unreachable!()
+        };
+        Arc::new(entry)
+    }
+
+    /// A sink keeping every checkpoint it records.
+    fn recording_sink() -> (CheckpointSink, Arc<Mutex<Vec<Checkpoint>>>) {
+        let recorded = Arc::new(Mutex::new(Vec::new()));
+        let log = recorded.clone();
+        let sink: CheckpointSink = Box::new(move |c| {
+            log.lock().unwrap().push(c.clone());
+            Ok(())
+        });
+        (sink, recorded)
+    }
+
+    /// Waits (generously) until the sink has recorded `checkpoint`.
+    async fn recorded_eventually(recorded: &Mutex<Vec<Checkpoint>>, checkpoint: &Checkpoint) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while recorded.lock().unwrap().last() != Some(checkpoint) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "checkpoint never recorded"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    }
+
     #[tokio::test]
     async fn concurrent_entries_chain_and_a_restart_resumes_only_an_intact_tail() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("audit.log");
         std::fs::write(&file, "a line from before\n").unwrap();
-        let recorded = Arc::new(Mutex::new(Vec::new()));
-        let sink_log = recorded.clone();
+        let (sink, recorded) = recording_sink();
         let start = resume(&file, b"chain", None);
-        let writer = Arc::new(
-            Writer::spawn(
-                file.clone(),
-                keys(),
-                start,
-                Box::new(move |c| {
-                    sink_log.lock().unwrap().push(c.clone());
-                    Ok(())
-                }),
-            )
-            .unwrap(),
-        );
+        let writer = Arc::new(Writer::spawn(file.clone(), keys(), start.clone(), sink).unwrap());
         let mut tasks = Vec::new();
         for n in 0..200 {
             let writer = writer.clone();
             tasks.push(tokio::spawn(async move {
-                let entry = serde_json::json!({"type": "request", "n": n, "secret": "s3cret"});
-                let Value::Object(entry) = entry else {
-                    unreachable!()
-                };
-                writer.write(Arc::new(entry), &[]).await.unwrap();
+                let entry =
+                    entry(serde_json::json!({"type": "request", "n": n, "secret": "s3cret"}));
+                writer.write(entry, &[], Durability::Synced).await.unwrap();
             }));
         }
         for task in tasks {
@@ -327,7 +472,7 @@ mod tests {
         }
         let checkpoint = writer.checkpoint();
         assert_eq!(checkpoint.lines, 200);
-        assert_eq!(recorded.lock().unwrap().last(), Some(&checkpoint));
+        recorded_eventually(&recorded, &checkpoint).await;
         let text = std::fs::read_to_string(&file).unwrap();
         assert!(!text.contains("s3cret"));
         assert_eq!(
@@ -337,10 +482,9 @@ mod tests {
         );
         drop(writer);
 
-        // The last checkpoint lost (a crash after the write): the tail chains
-        // on, so a restart takes it.
-        let older = recorded.lock().unwrap()[0].clone();
-        assert_eq!(resume(&file, b"chain", Some(older.clone())), checkpoint);
+        // The checkpoints after the start lost (a crash after the writes): the
+        // tail chains on, so a restart takes it.
+        assert_eq!(resume(&file, b"chain", Some(start)), checkpoint);
         // A line half-written when the process died is cut before the next
         // write, so the chain goes on whole.
         let torn = resume(&file, b"chain", Some(checkpoint.clone()));
@@ -351,10 +495,14 @@ mod tests {
             .write_all(b"{\"type\":\"requ")
             .unwrap();
         let writer = Writer::spawn(file.clone(), keys(), torn, Box::new(|_| Ok(()))).unwrap();
-        let Value::Object(entry) = serde_json::json!({"type": "request"}) else {
-            unreachable!()
-        };
-        writer.write(Arc::new(entry), &[]).await.unwrap();
+        writer
+            .write(
+                entry(serde_json::json!({"type": "request"})),
+                &[],
+                Durability::Synced,
+            )
+            .await
+            .unwrap();
         let checkpoint = writer.checkpoint();
         assert_eq!(verify(b"chain", &file, &checkpoint).unwrap().lines, 201);
         let text = std::fs::read_to_string(&file).unwrap();
@@ -369,5 +517,75 @@ mod tests {
             checkpoint
         );
         assert!(verify(b"chain", &file, &checkpoint).is_err());
+    }
+
+    #[tokio::test]
+    async fn a_written_line_is_in_the_file_but_checkpointed_only_once_synced() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("audit.log");
+        let (sink, recorded) = recording_sink();
+        let writer =
+            Writer::spawn(file.clone(), keys(), resume(&file, b"chain", None), sink).unwrap();
+        writer
+            .write(
+                entry(serde_json::json!({"type": "request"})),
+                &[],
+                Durability::Written,
+            )
+            .await
+            .unwrap();
+        // Answered once in the file: a crash of the process cannot lose it.
+        assert_eq!(std::fs::read_to_string(&file).unwrap().lines().count(), 1);
+        let written = writer.checkpoint();
+        assert_eq!(written.lines, 1);
+        writer
+            .write(
+                entry(serde_json::json!({"type": "response"})),
+                &[],
+                Durability::Synced,
+            )
+            .await
+            .unwrap();
+        let synced = writer.checkpoint();
+        assert_eq!(synced.lines, 2);
+        recorded_eventually(&recorded, &synced).await;
+        // Never a checkpoint that covers lines which might not be on disk.
+        assert!(!recorded.lock().unwrap().contains(&written));
+        assert_eq!(verify(b"chain", &file, &synced).unwrap().lines, 2);
+    }
+
+    #[tokio::test]
+    async fn a_checkpoint_that_cannot_be_recorded_fails_the_next_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("audit.log");
+        let broken = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let failing = broken.clone();
+        let sink: CheckpointSink = Box::new(move |_| {
+            if failing.load(std::sync::atomic::Ordering::SeqCst) {
+                Err(std::io::Error::other("storage is gone"))
+            } else {
+                Ok(())
+            }
+        });
+        let writer =
+            Writer::spawn(file.clone(), keys(), resume(&file, b"chain", None), sink).unwrap();
+        let line = || entry(serde_json::json!({"type": "response"}));
+        // Answered: its line is on disk; recording the checkpoint fails after.
+        writer.write(line(), &[], Durability::Synced).await.unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            // Until the failure is known a batch may still pass; once it is,
+            // every batch fails and writes nothing.
+            let before = std::fs::read_to_string(&file).unwrap();
+            if writer.write(line(), &[], Durability::Synced).await.is_err() {
+                assert_eq!(std::fs::read_to_string(&file).unwrap(), before);
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "never failed closed");
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        // Storage back: the checkpoint is recorded first, and writing goes on.
+        broken.store(false, std::sync::atomic::Ordering::SeqCst);
+        writer.write(line(), &[], Durability::Synced).await.unwrap();
     }
 }

@@ -320,7 +320,7 @@ mod tests {
     };
 
     fn open(dir: &std::path::Path) -> (Arc<RedbStorage>, Barrier) {
-        let storage = Arc::new(RedbStorage::open(dir).unwrap());
+        let storage = Arc::new(RedbStorage::open(dir, 16 << 20).unwrap());
         (storage.clone(), Barrier::new(storage))
     }
 

@@ -10,7 +10,7 @@ use super::entry::{LeaseEntry, LeaseState};
 use super::store::LeaseStore;
 use crate::barrier::BarrierError;
 use crate::path_prefix::covers;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
 /// A limit on the leases under a path prefix (a lease-count quota).
@@ -100,14 +100,18 @@ impl LeaseCounts {
         let mut counts: BTreeMap<(String, LeaseState), i64> = BTreeMap::new();
         let mut after: Option<String> = None;
         loop {
-            let ids = store.scan_ids(after.as_deref(), 1000).await?;
-            let Some(last) = ids.last().cloned() else {
+            let (ids, last) = store.scan_ids(after.as_deref(), 50_000).await?;
+            let Some(last) = last else {
                 break;
             };
+            let mut batch: HashMap<&str, i64> = HashMap::new();
             for id in &ids {
+                *batch.entry(group_of(id)).or_default() += 1;
+            }
+            for (group, n) in batch {
                 *counts
-                    .entry((group_of(id).to_owned(), LeaseState::Active))
-                    .or_default() += 1;
+                    .entry((group.to_owned(), LeaseState::Active))
+                    .or_default() += n;
             }
             after = Some(last);
         }

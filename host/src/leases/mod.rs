@@ -32,6 +32,13 @@ use store::LeaseStore;
 use tokio::sync::Notify;
 use ttl::Renewal;
 
+/// Leases a queued prefix revocation marks due in one storage batch.
+const MARK_CHUNK: usize = 256;
+
+/// Revocations by the worker whose target part is done and whose removal is
+/// still being committed, at most (each holds its lease until committed).
+const REMOVALS_IN_FLIGHT: usize = 512;
+
 /// Longest revocation error kept on a lease (Vault's limit).
 const MAX_ERROR_LEN: usize = 240;
 
@@ -174,6 +181,8 @@ pub struct Leases {
     /// later scans skip them without reading them (forgotten once revoked or
     /// rescheduled).
     waiting_on: Mutex<HashMap<String, String>>,
+    /// Room for the worker's removals still being committed.
+    removals: Arc<tokio::sync::Semaphore>,
 }
 
 /// Holds a lease id in [`Leases::busy`] until dropped.
@@ -211,6 +220,7 @@ impl Leases {
             lanes: worker::Lanes::default(),
             active: std::sync::atomic::AtomicBool::new(false),
             waiting_on: Mutex::new(HashMap::new()),
+            removals: Arc::new(tokio::sync::Semaphore::new(REMOVALS_IN_FLIGHT)),
         }
     }
 
@@ -547,22 +557,66 @@ impl Leases {
     /// ten thousand leases gets its answer at once; each marked lease is then as
     /// durable as any expired one.
     pub async fn revoke_prefix_later(self: &Arc<Self>, prefix: &str) -> Result<usize, LeaseError> {
-        use futures::StreamExt;
         let ids = self.ids_under(prefix).await?;
         let count = ids.len();
         let leases = self.clone();
         tokio::spawn(async move {
-            let width = leases.settings.revocation_workers.max(1);
-            let leases = &leases;
-            futures::stream::iter(ids)
-                .for_each_concurrent(width, |id| async move {
-                    if let Err(err) = leases.revoke_later(&id).await {
-                        tracing::warn!(lease_id = %id, error = %err, "queueing a lease for revocation failed");
-                    }
-                })
-                .await;
+            // In chunks, each one storage batch: marking a hundred thousand
+            // leases is then a few hundred commits, not a hundred thousand.
+            for chunk in ids.chunks(MARK_CHUNK) {
+                if let Err(err) = leases.revoke_many_later(chunk).await {
+                    tracing::warn!(error = %err, leases = chunk.len(), "queueing leases for revocation failed; they stay until they expire");
+                }
+            }
         });
         Ok(count)
+    }
+
+    /// Makes every lease of `ids` that is not pending due now, in one batch.
+    async fn revoke_many_later(&self, ids: &[String]) -> Result<(), LeaseError> {
+        // Only leases no one holds go in the batch: waiting for one while
+        // holding the others could deadlock with another batch. The rest are
+        // queued one by one after.
+        let mut claims = Vec::with_capacity(ids.len());
+        let mut busy = Vec::new();
+        for id in ids {
+            if self.try_hold(id) {
+                claims.push(Claim {
+                    leases: self,
+                    id: id.clone(),
+                });
+            } else {
+                busy.push(id);
+            }
+        }
+        let now = unix_now();
+        let mut marked = Vec::new();
+        for Claim { id, .. } in &claims {
+            let Some(mut entry) = self.store.get(id).await? else {
+                continue;
+            };
+            if entry.state == LeaseState::Pending {
+                continue;
+            }
+            let previous_due = entry.due_at;
+            entry.due_at = now;
+            entry.expire_at = entry.expire_at.min(now);
+            marked.push((entry, previous_due));
+        }
+        self.store.update_many(&marked).await?;
+        // The worker finds their lanes without reading them again.
+        for (entry, _) in &marked {
+            self.remember_connection(
+                &entry.lease_id,
+                format!("{}/{}", entry.mount_uuid, entry.connection),
+            );
+        }
+        drop(claims);
+        self.wake.notify_one();
+        for id in busy {
+            self.revoke_later(id).await?;
+        }
+        Ok(())
     }
 
     /// Lease ids under a path prefix: whole segments only (`db/creds/ro` does not
@@ -719,15 +773,34 @@ impl Leases {
         due: Option<(u64, u64)>,
     ) -> Result<bool, LeaseError> {
         let started = Instant::now();
+        match self.revoke_on_target(id, mode, due).await? {
+            Some(entry) => {
+                self.forget_revoked(&entry, started).await?;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    /// The first half of a revocation of a claimed lease: the plugin's
+    /// `revoke` (or, forced, its attempt). Returns the entry to remove once
+    /// the credential is gone from its target; `None` when there is nothing
+    /// to revoke (gone, or not yet due for the worker).
+    async fn revoke_on_target(
+        &self,
+        id: &str,
+        mode: Mode,
+        due: Option<(u64, u64)>,
+    ) -> Result<Option<LeaseEntry>, LeaseError> {
         self.forget_connection(id);
         let Some(mut entry) = self.store.get(id).await? else {
             if let Some((slot, _)) = due {
                 self.store.remove_due(slot, id).await?;
             }
-            return Ok(false);
+            return Ok(None);
         };
         if due.is_some_and(|(_, now)| entry.due_at > now) {
-            return Ok(false);
+            return Ok(None);
         }
         match self.call_revoke(&entry, mode).await {
             Ok(()) => {}
@@ -744,13 +817,22 @@ impl Leases {
                 return Err(LeaseError::RevokeFailed(error));
             }
         }
-        self.store.remove(&entry).await?;
+        Ok(Some(entry))
+    }
+
+    /// The second half: removes a lease whose credential is gone. Until this
+    /// is durable the lease stays as it was, so a crash in between revokes it
+    /// again at the next start (revocation is idempotent).
+    async fn forget_revoked(&self, entry: &LeaseEntry, started: Instant) -> Result<(), LeaseError> {
+        self.store.remove(entry).await?;
+        // The worker may have looked it up again while it was being removed.
+        self.forget_connection(&entry.lease_id);
         self.counts.shift(&entry.lease_id, Some(entry.state), None);
         metrics::counter!("leasehold_leases_revoked_total", "mount" => entry.mount_path.clone())
             .increment(1);
         metrics::histogram!("leasehold_lease_revoke_seconds", "mount" => entry.mount_path.clone())
             .record(started.elapsed().as_secs_f64());
-        Ok(true)
+        Ok(())
     }
 
     /// Queues a revocation that was refused before it ran (its target is

@@ -81,6 +81,12 @@ impl LeaseStore {
         entry: &LeaseEntry,
         previous_due: Option<u64>,
     ) -> Result<(), BarrierError> {
+        self.barrier
+            .batch(Self::update_ops(entry, previous_due))
+            .await
+    }
+
+    fn update_ops(entry: &LeaseEntry, previous_due: Option<u64>) -> Vec<BarrierOp> {
         let mut ops = Self::entry_ops(entry);
         if let Some(previous) = previous_due
             && previous != entry.due_at
@@ -91,6 +97,19 @@ impl LeaseStore {
             due_key(entry.due_at, &entry.lease_id),
             Vec::new(),
         ));
+        ops
+    }
+
+    /// Stores each entry and moves its due slot, as [`Self::update`] does,
+    /// in one atomic batch.
+    pub async fn update_many(&self, entries: &[(LeaseEntry, u64)]) -> Result<(), BarrierError> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let mut ops = Vec::new();
+        for (entry, previous_due) in entries {
+            ops.extend(Self::update_ops(entry, Some(*previous_due)));
+        }
         self.barrier.batch(ops).await
     }
 
@@ -180,18 +199,28 @@ impl LeaseStore {
         Ok(!self.barrier.scan(&prefix, None, 1).await?.is_empty())
     }
 
-    /// Every lease id, in key order, `batch` at a time (for counting at start-up
-    /// without holding them all).
+    /// Every lease id, `batch` at a time after the index key `after`, with the
+    /// index key to continue from: for counting at start-up without holding
+    /// them all. Read from the connection index, whose keys are the whole
+    /// record (one per lease, values empty), so a million leases are a few
+    /// dozen MiB of keys to read rather than every encrypted entry.
     pub async fn scan_ids(
         &self,
         after: Option<&str>,
         batch: usize,
-    ) -> Result<Vec<String>, BarrierError> {
-        let after = after.map(|id| format!("{ID}{id}"));
-        Ok(strip(
-            ID,
-            self.barrier.scan(ID, after.as_deref(), batch).await?,
-        ))
+    ) -> Result<(Vec<String>, Option<String>), BarrierError> {
+        let keys = self.barrier.scan(CONN, after, batch).await?;
+        let last = keys.last().cloned();
+        let ids = keys
+            .into_iter()
+            .filter_map(|key| {
+                // `<mount uuid>/<connection>/<lease id>`: the first two are
+                // plain names, the lease id has slashes of its own.
+                let mut parts = key[CONN.len()..].splitn(3, '/');
+                parts.nth(2).map(str::to_owned)
+            })
+            .collect();
+        Ok((ids, last))
     }
 }
 

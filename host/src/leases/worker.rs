@@ -215,11 +215,8 @@ impl Leases {
             // Claimed only now: a lease someone else holds (being created,
             // renewed or revoked) is theirs, and offered again if still due.
             let result = if self.try_hold(&id) {
-                let result = self
-                    .revoke_claimed(&id, Mode::Normal, Some((due_at, now.max(unix_now()))))
-                    .await;
-                self.release(&id);
-                result
+                self.revoke_then_remove(&id, (due_at, now.max(unix_now())))
+                    .await
             } else {
                 Ok(false)
             };
@@ -252,6 +249,40 @@ impl Leases {
                 }
             }
         }
+    }
+
+    /// Revokes the held lease `id` on its target, then commits its removal in
+    /// the background (still holding it) while the runner goes on to the next:
+    /// the lane's width bounds the calls to the target, not the commits, so
+    /// revocations share fsyncs instead of waiting for one each.
+    async fn revoke_then_remove(
+        self: &Arc<Self>,
+        id: &str,
+        due: (u64, u64),
+    ) -> Result<bool, LeaseError> {
+        let started = Instant::now();
+        let entry = match self.revoke_on_target(id, Mode::Normal, Some(due)).await {
+            Ok(Some(entry)) => entry,
+            other => {
+                self.release(id);
+                return other.map(|_| false);
+            }
+        };
+        let Ok(room) = self.removals.clone().acquire_owned().await else {
+            // Never closed; were it, the removal happens here instead.
+            let removed = self.forget_revoked(&entry, started).await;
+            self.release(id);
+            return removed.map(|()| true);
+        };
+        let leases = self.clone();
+        tokio::spawn(async move {
+            if let Err(err) = leases.forget_revoked(&entry, started).await {
+                tracing::warn!(lease_id = %entry.lease_id, error = %err, "removing a revoked lease failed; it is revoked again and removed later");
+            }
+            leases.release(&entry.lease_id);
+            drop(room);
+        });
+        Ok(true)
     }
 
     /// Stops `lane` taking leases for `pause`, and lets go of its queue (those
