@@ -268,18 +268,39 @@ impl ServerConfig {
                 self.leases.revocations_per_connection,
             ),
             ("[listener] max_connections", self.listener.max_connections),
+            ("[storage] cache_mb", self.storage.cache_mb),
         ] {
             if value == 0 {
                 return Err(format!("{name} must be at least 1"));
             }
         }
+        if self.storage.cache_mb > MAX_CACHE_MB {
+            return Err(format!(
+                "[storage] cache_mb ({}) must be at most {MAX_CACHE_MB} (1 TiB)",
+                self.storage.cache_mb
+            ));
+        }
         Ok(())
     }
 }
 
+/// The largest storage cache taken, in MiB.
+const MAX_CACHE_MB: usize = 1 << 20;
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_storage_cache_of_zero_or_beyond_a_tebibyte_is_refused() {
+        let with = |cache_mb: usize| {
+            let text = format!("data_dir = \"/tmp/x\"\n[storage]\ncache_mb = {cache_mb}\n");
+            toml::from_str::<ServerConfig>(&text).unwrap().check()
+        };
+        assert!(with(0).unwrap_err().contains("cache_mb"));
+        assert!(with(MAX_CACHE_MB + 1).unwrap_err().contains("cache_mb"));
+        with(16).unwrap();
+    }
 
     /// The documented sample is a config this server takes, with every
     /// section in it.
@@ -292,6 +313,7 @@ mod tests {
         assert_eq!(config.grants.directories, [PathBuf::from("/srv/leasehold")]);
         assert_eq!(config.listener.idle_timeout, Duration::from_secs(300));
         assert_eq!(config.plugins.memory_limit_mb, 64);
+        assert_eq!(config.storage.cache_mb, 64);
         assert_eq!(config.leases.retry_budget_seconds, 86_400);
         // The commented settings are real ones too.
         let uncommented = text

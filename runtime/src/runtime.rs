@@ -109,8 +109,9 @@ impl Runtime {
             // times a second. Resetting the first pages of a slot with memset,
             // and returning the rest to the kernel in batches, keeps that from
             // costing a page fault per touched page and an inter-processor TLB
-            // flush per instance. What stays resident is bounded by the slots
-            // in use (a plugin reuses its own most recent slots).
+            // flush per instance. Every slot ever used keeps those bytes
+            // resident: at most (instances x 2 memories) x 256 KiB, in
+            // practice the few slots a plugin's calls keep reusing.
             .linear_memory_keep_resident(KEEP_RESIDENT_MEMORY)
             .table_keep_resident(KEEP_RESIDENT_TABLE)
             .decommit_batch_size(DECOMMIT_BATCH);

@@ -12,15 +12,21 @@
 //! without an fsync of its own; the response line of the same request is
 //! fsynced, which makes every line before it durable too. So the request still
 //! waits for its line to be written before it runs, its response is still sent
-//! only once both lines are on disk, and it costs one fsync, not two. Only a
-//! crash of the machine between the two can lose a request line, and then the
-//! response was never sent.
+//! only once both lines are on disk, and it costs one fsync, not two. What
+//! this gives up: a crash of the machine (power, kernel; not of the broker)
+//! after the request's own storage commits and before its response line's
+//! fsync can lose the request line while what the request did stays (its
+//! lease, for one, is in storage and handled as any other). The response,
+//! with any secret, was never sent. A written line that no synced line
+//! follows (the client went away mid-request) is synced on its own after
+//! [`MAX_UNSYNCED`].
 //!
 //! The chain's checkpoint is recorded in the barrier by a thread of its own
 //! after each fsynced batch (never for lines that may not be on disk yet, so a
 //! lost unsynced tail is not mistaken for tampering: `resume` adopts what
 //! chains on after the checkpoint). Requests do not wait for it; if recording
-//! fails, the next batch records it first or fails (the broker fails closed).
+//! fails, or a checkpoint has waited more than [`MAX_CHECKPOINT_LAG`], the
+//! next batch records it first or fails (the broker fails closed).
 
 use super::chain::{Checkpoint, PREV_FIELD, lines_from, link};
 use super::device::hashed_entry;
@@ -33,6 +39,16 @@ use zeroize::Zeroizing;
 
 /// Most entries written with one fsync.
 const MAX_BATCH: usize = 256;
+
+/// Longest a written line waits for an fsync when no synced line follows it
+/// (its response never came: the client went away mid-request).
+const MAX_UNSYNCED: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Longest the writer waits for a checkpoint it must record first.
+const MAX_RECORD_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Longest a checkpoint may wait to be recorded before writing stops for it.
+const MAX_CHECKPOINT_LAG: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// When an entry counts as written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,6 +90,8 @@ struct RecorderSlot {
     settled: u64,
     /// Whether the last recording failed.
     failed: bool,
+    /// Since when a handed-over checkpoint has been waiting to be settled.
+    waiting_since: Option<std::time::Instant>,
     closed: bool,
 }
 
@@ -87,22 +105,45 @@ impl Recorder {
         let mut slot = self.lock();
         slot.latest = Some(checkpoint);
         slot.submitted += 1;
+        slot.waiting_since
+            .get_or_insert_with(std::time::Instant::now);
         self.wanted.notify_one();
         slot.submitted
     }
 
     /// Waits until the checkpoint numbered `ticket` (or a later one) is
-    /// settled; whether it was recorded.
+    /// settled; whether it was recorded (not, if it takes longer than
+    /// [`MAX_RECORD_WAIT`]: the writer fails the batch rather than hang).
     fn wait(&self, ticket: u64) -> bool {
+        let deadline = std::time::Instant::now() + MAX_RECORD_WAIT;
         let mut slot = self.lock();
         while slot.settled < ticket {
-            slot = self.finished.wait(slot).unwrap_or_else(|e| e.into_inner());
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            slot = self
+                .finished
+                .wait_timeout(slot, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
         }
         !slot.failed
     }
 
-    fn failed(&self) -> bool {
-        self.lock().failed
+    /// Whether the writer must record a checkpoint before it writes more:
+    /// the last recording failed, or one has been waiting longer than
+    /// [`MAX_CHECKPOINT_LAG`] (a stuck store must not let lines run on
+    /// unrecorded without bound). Waits for the waiting one first.
+    fn behind(&self) -> bool {
+        let ticket = {
+            let slot = self.lock();
+            match slot.waiting_since {
+                Some(since) if since.elapsed() > MAX_CHECKPOINT_LAG => slot.submitted,
+                _ => return slot.failed,
+            }
+        };
+        !self.wait(ticket)
     }
 
     fn close(&self) {
@@ -124,10 +165,18 @@ impl Recorder {
                     None => return,
                 }
             };
-            let recorded = sink(&checkpoint).is_ok();
+            // A panicking sink is a failed recording, not a dead thread the
+            // writer would wait on forever.
+            let recorded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                sink(&checkpoint).is_ok()
+            }))
+            .unwrap_or(false);
             let mut slot = self.lock();
             slot.settled = ticket;
             slot.failed = !recorded;
+            if slot.settled >= slot.submitted {
+                slot.waiting_since = None;
+            }
             self.finished.notify_all();
         }
     }
@@ -149,6 +198,15 @@ pub fn open_for_append(file: &Path) -> std::io::Result<std::fs::File> {
         return Err(std::io::Error::other("not a regular file"));
     }
     Ok(handle)
+}
+
+/// Closes the recorder when the writer thread ends.
+struct CloseOnDrop(Arc<Recorder>);
+
+impl Drop for CloseOnDrop {
+    fn drop(&mut self) {
+        self.0.close();
+    }
 }
 
 /// The handle requests write through; the thread ends when it is dropped.
@@ -230,12 +288,15 @@ impl Writer {
         let checkpoints = std::thread::Builder::new()
             .name("audit-checkpoint".into())
             .spawn(move || recording.run(&sink))?;
+        let closing = CloseOnDrop(recorder.clone());
         std::thread::Builder::new()
             .name("audit-writer".into())
             .spawn(move || {
+                // Closed however the loop ends, a panic included, so the
+                // checkpoint thread records the last checkpoint and stops.
+                let closing = closing;
                 run(&file, &keys, &state, &recorder, &receiver);
-                // The last checkpoint is recorded before the device is gone.
-                recorder.close();
+                drop(closing);
                 let _ = checkpoints.join();
             })?;
         Ok(Self {
@@ -287,7 +348,30 @@ fn run(
 ) {
     // What the last fsynced batch left: the checkpoint that may be recorded.
     let mut synced: Option<Checkpoint> = None;
-    while let Ok(first) = jobs.recv() {
+    // Whether lines were written after it without an fsync.
+    let mut unsynced = false;
+    loop {
+        let first = if unsynced {
+            match jobs.recv_timeout(MAX_UNSYNCED) {
+                Ok(job) => job,
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                    // No response line came to sync them: sync them alone.
+                    let current = state.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                    if open_for_append(file).and_then(|f| f.sync_data()).is_ok() {
+                        recorder.submit(current.clone());
+                        synced = Some(current);
+                        unsynced = false;
+                    }
+                    continue;
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+            }
+        } else {
+            match jobs.recv() {
+                Ok(job) => job,
+                Err(_) => break,
+            }
+        };
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
             match jobs.try_recv() {
@@ -295,9 +379,9 @@ fn run(
                 Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
             }
         }
-        // A checkpoint that could not be recorded is recorded before anything
-        // more is written, or nothing is.
-        if recorder.failed() {
+        // A checkpoint that could not be recorded (or waits too long) is
+        // recorded before anything more is written, or nothing is.
+        if recorder.behind() {
             let recorded = synced
                 .clone()
                 .is_some_and(|checkpoint| recorder.wait(recorder.submit(checkpoint)));
@@ -324,6 +408,9 @@ fn run(
         if next.synced {
             recorder.submit(next.checkpoint.clone());
             synced = Some(next.checkpoint);
+            unsynced = false;
+        } else {
+            unsynced = true;
         }
     }
 }
@@ -552,6 +639,43 @@ mod tests {
         // Never a checkpoint that covers lines which might not be on disk.
         assert!(!recorded.lock().unwrap().contains(&written));
         assert_eq!(verify(b"chain", &file, &synced).unwrap().lines, 2);
+    }
+
+    #[tokio::test]
+    async fn a_written_line_no_synced_line_follows_is_synced_and_checkpointed_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("audit.log");
+        let (sink, recorded) = recording_sink();
+        let writer =
+            Writer::spawn(file.clone(), keys(), resume(&file, b"chain", None), sink).unwrap();
+        // A request line whose response never comes (the client went away).
+        writer
+            .write(
+                entry(serde_json::json!({"type": "request"})),
+                &[],
+                Durability::Written,
+            )
+            .await
+            .unwrap();
+        let written = writer.checkpoint();
+        recorded_eventually(&recorded, &written).await;
+        assert_eq!(verify(b"chain", &file, &written).unwrap().lines, 1);
+    }
+
+    #[tokio::test]
+    async fn a_panicking_checkpoint_store_fails_batches_instead_of_hanging_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("audit.log");
+        let sink: CheckpointSink = Box::new(|_| panic!("the store panicked"));
+        let writer =
+            Writer::spawn(file.clone(), keys(), resume(&file, b"chain", None), sink).unwrap();
+        let line = || entry(serde_json::json!({"type": "response"}));
+        writer.write(line(), &[], Durability::Synced).await.unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while writer.write(line(), &[], Durability::Synced).await.is_ok() {
+            assert!(std::time::Instant::now() < deadline, "never failed closed");
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
     }
 
     #[tokio::test]

@@ -592,8 +592,14 @@ impl Leases {
         let now = unix_now();
         let mut marked = Vec::new();
         for Claim { id, .. } in &claims {
-            let Some(mut entry) = self.store.get(id).await? else {
-                continue;
+            // One unreadable lease does not hold back the rest of the batch.
+            let mut entry = match self.store.get(id).await {
+                Ok(Some(entry)) => entry,
+                Ok(None) => continue,
+                Err(err) => {
+                    tracing::warn!(lease_id = %id, error = %err, "queueing a lease for revocation failed");
+                    continue;
+                }
             };
             if entry.state == LeaseState::Pending {
                 continue;
@@ -614,7 +620,9 @@ impl Leases {
         drop(claims);
         self.wake.notify_one();
         for id in busy {
-            self.revoke_later(id).await?;
+            if let Err(err) = self.revoke_later(id).await {
+                tracing::warn!(lease_id = %id, error = %err, "queueing a lease for revocation failed");
+            }
         }
         Ok(())
     }
