@@ -606,6 +606,16 @@ mod tests {
         assert!(verify(b"chain", &file, &checkpoint).is_err());
     }
 
+    /// A writer on a new file in a temporary directory (kept alive by the
+    /// returned guard), recording checkpoints through `sink`.
+    fn new_writer(sink: CheckpointSink) -> (tempfile::TempDir, PathBuf, Writer) {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("audit.log");
+        let writer =
+            Writer::spawn(file.clone(), keys(), resume(&file, b"chain", None), sink).unwrap();
+        (dir, file, writer)
+    }
+
     async fn write_line(writer: &Writer, kind: &str, durability: Durability) {
         writer
             .write(entry(serde_json::json!({"type": kind})), &[], durability)
@@ -615,11 +625,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_written_line_is_answered_in_the_file_and_synced_by_the_next_synced_one() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("audit.log");
         let (sink, recorded) = recording_sink();
-        let writer =
-            Writer::spawn(file.clone(), keys(), resume(&file, b"chain", None), sink).unwrap();
+        let (_dir, file, writer) = new_writer(sink);
         write_line(&writer, "request", Durability::Written).await;
         // Answered once in the file: a crash of the process cannot lose it.
         assert_eq!(std::fs::read_to_string(&file).unwrap().lines().count(), 1);
@@ -633,11 +640,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_written_line_no_synced_line_follows_is_synced_and_checkpointed_alone() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("audit.log");
         let (sink, recorded) = recording_sink();
-        let writer =
-            Writer::spawn(file.clone(), keys(), resume(&file, b"chain", None), sink).unwrap();
+        let (_dir, file, writer) = new_writer(sink);
         // A request line whose response never comes (the client went away).
         write_line(&writer, "request", Durability::Written).await;
         let written = writer.checkpoint();
@@ -647,11 +651,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_panicking_checkpoint_store_fails_batches_instead_of_hanging_them() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("audit.log");
         let sink: CheckpointSink = Box::new(|_| panic!("the store panicked"));
-        let writer =
-            Writer::spawn(file.clone(), keys(), resume(&file, b"chain", None), sink).unwrap();
+        let (_dir, _file, writer) = new_writer(sink);
         let line = || entry(serde_json::json!({"type": "response"}));
         writer.write(line(), &[], Durability::Synced).await.unwrap();
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
@@ -663,8 +664,6 @@ mod tests {
 
     #[tokio::test]
     async fn a_checkpoint_that_cannot_be_recorded_fails_the_next_batch() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("audit.log");
         let broken = Arc::new(std::sync::atomic::AtomicBool::new(true));
         let failing = broken.clone();
         let sink: CheckpointSink = Box::new(move |_| {
@@ -674,8 +673,7 @@ mod tests {
                 Ok(())
             }
         });
-        let writer =
-            Writer::spawn(file.clone(), keys(), resume(&file, b"chain", None), sink).unwrap();
+        let (_dir, file, writer) = new_writer(sink);
         let line = || entry(serde_json::json!({"type": "response"}));
         // Answered: its line is on disk; recording the checkpoint fails after.
         writer.write(line(), &[], Durability::Synced).await.unwrap();

@@ -94,6 +94,12 @@ impl std::fmt::Debug for LeaseEntry {
 }
 
 impl LeaseEntry {
+    /// The connection it was issued on, as the worker's lanes and the
+    /// plugin runtime's admission know it: `<mount uuid>/<connection>`.
+    pub fn lane(&self) -> String {
+        format!("{}/{}", self.mount_uuid, self.connection)
+    }
+
     /// What the plugin is told about the lease: the same at create, renew and
     /// revoke, so a plugin can derive the same names each time.
     pub fn info(&self) -> LeaseInfo {

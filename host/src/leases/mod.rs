@@ -197,6 +197,15 @@ impl Drop for Claim<'_> {
     }
 }
 
+/// Makes `entry` due for the worker at `due_at` and expired as of now (so a
+/// renewal cannot bring it back first); returns its previous due slot.
+fn mark_due(entry: &mut LeaseEntry, due_at: u64) -> u64 {
+    let previous = entry.due_at;
+    entry.due_at = due_at;
+    entry.expire_at = entry.expire_at.min(unix_now());
+    previous
+}
+
 fn truncated(message: &str) -> String {
     let mut end = message.len().min(MAX_ERROR_LEN);
     while !message.is_char_boundary(end) {
@@ -604,18 +613,13 @@ impl Leases {
             if entry.state == LeaseState::Pending {
                 continue;
             }
-            let previous_due = entry.due_at;
-            entry.due_at = now;
-            entry.expire_at = entry.expire_at.min(now);
+            let previous_due = mark_due(&mut entry, now);
             marked.push((entry, previous_due));
         }
         self.store.update_many(&marked).await?;
         // The worker finds their lanes without reading them again.
         for (entry, _) in &marked {
-            self.remember_connection(
-                &entry.lease_id,
-                format!("{}/{}", entry.mount_uuid, entry.connection),
-            );
+            self.remember_connection(&entry.lease_id, entry.lane());
         }
         drop(claims);
         self.wake.notify_one();
@@ -862,9 +866,7 @@ impl Leases {
         entry: &mut LeaseEntry,
         due_at: u64,
     ) -> Result<(), BarrierError> {
-        let previous_due = entry.due_at;
-        entry.due_at = due_at;
-        entry.expire_at = entry.expire_at.min(unix_now());
+        let previous_due = mark_due(entry, due_at);
         self.store.update(entry, Some(previous_due)).await?;
         self.wake.notify_one();
         Ok(())

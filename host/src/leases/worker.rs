@@ -151,7 +151,7 @@ impl Leases {
             Some(connection) => connection,
             None => match self.store.get(&id).await? {
                 Some(entry) => {
-                    let connection = format!("{}/{}", entry.mount_uuid, entry.connection);
+                    let connection = entry.lane();
                     self.remember_connection(&id, connection.clone());
                     connection
                 }
